@@ -1,0 +1,1 @@
+//! corral-client: an async ZooKeeper client (filled in by the client work).

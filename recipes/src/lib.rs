@@ -1,0 +1,1 @@
+//! corral-recipes: coordination recipes on corral-client (filled in by the recipes work).

@@ -1,0 +1,44 @@
+//! corral-zab: fast leader election and ZAB atomic broadcast as a sans-IO state machine.
+//!
+//! Messages and timer ticks go in, messages, log appends and commits come out; no sockets,
+//! no clocks. The replicated ensemble is built on this crate; a standalone server does not
+//! need it.
+//!
+//! ```text
+//!   on_message / tick / on_persisted ──► [ zab core ] ──► Vec<Action> (Send, Persist, Commit)
+//! ```
+//!
+//! The core is filled in by the ensemble work; today the crate only fixes the role names.
+
+/// The role a server plays in the ensemble.
+///
+/// ```
+/// use corral_zab::Role;
+/// assert_eq!(Role::Standalone.as_str(), "standalone");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Not replicated: the only server.
+    Standalone,
+    /// Electing a leader.
+    Looking,
+    /// Following an established leader.
+    Following,
+    /// The established leader.
+    Leading,
+    /// A non-voting member that learns committed transactions.
+    Observing,
+}
+
+impl Role {
+    /// The word ZooKeeper prints for this role in `srvr` and `mntr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Looking => "looking",
+            Role::Following => "follower",
+            Role::Leading => "leader",
+            Role::Observing => "observer",
+        }
+    }
+}
