@@ -325,7 +325,7 @@ macro_rules! jute_record {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
@@ -355,7 +355,10 @@ mod tests {
         assert_eq!(null.to_bytes(), [0xff, 0xff, 0xff, 0xff]);
         assert_eq!(empty.to_bytes(), [0, 0, 0, 0]);
         assert_eq!(Option::<Vec<u8>>::from_bytes(&[0xff; 4]).unwrap(), None);
-        assert_eq!(Option::<Vec<u8>>::from_bytes(&[0; 4]).unwrap(), Some(vec![]));
+        assert_eq!(
+            Option::<Vec<u8>>::from_bytes(&[0; 4]).unwrap(),
+            Some(vec![])
+        );
     }
 
     #[test]

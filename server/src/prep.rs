@@ -1,0 +1,585 @@
+//! Prep: the one place that decides what a write means. A request becomes a transaction
+//! (or an error transaction) against the tree *as it will be* after every write already in
+//! flight, which this module tracks as outstanding changes.
+
+use crate::acl;
+use crate::tree::{DataTree, SYSTEM_PATHS};
+use corral_proto::path::{parent, validate_path};
+use corral_proto::{
+    perms, ttl_ephemeral_owner, ttl_of_owner, Acl, CheckVersionTxn, CloseSessionTxn,
+    CreateContainerTxn, CreateMode, CreateTtlTxn, CreateTxn, DeleteTxn, ErrorCode, Id, Request,
+    SetAclTxn, SetDataTxn, Stat, Txn, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Settings prep needs.
+#[derive(Debug, Clone, Default)]
+pub struct PrepConfig {
+    /// TTL nodes allowed (`extendedTypesEnabled`).
+    pub extended_types: bool,
+}
+
+/// A node as prep sees it: the tree plus outstanding changes.
+#[derive(Debug, Clone)]
+struct NodeView {
+    stat: Stat,
+    acl: Arc<Vec<Acl>>,
+}
+
+/// Who is asking and when.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepCtx<'a> {
+    /// The tree as of the last applied transaction.
+    pub tree: &'a DataTree,
+    /// The requesting session (0 for the server itself).
+    pub session: i64,
+    /// The connection's identities.
+    pub ids: &'a [Id],
+    /// The zxid this transaction gets.
+    pub zxid: i64,
+    /// The transaction time (ms since the epoch).
+    pub time: i64,
+}
+
+/// Outstanding changes of prepared but not yet applied transactions.
+#[derive(Debug, Default)]
+pub struct Prep {
+    cfg: PrepConfig,
+    changes: HashMap<String, (i64, Option<NodeView>)>,
+    order: VecDeque<(i64, String)>,
+    undo: Option<Vec<(String, Option<(i64, Option<NodeView>)>)>>,
+}
+
+type PResult<T> = Result<T, ErrorCode>;
+
+impl Prep {
+    /// A prep stage with no outstanding changes.
+    pub fn new(cfg: PrepConfig) -> Self {
+        Prep {
+            cfg,
+            ..Default::default()
+        }
+    }
+
+    /// Forgets the outstanding changes of transactions up to `zxid`, now in the tree.
+    pub fn applied(&mut self, zxid: i64) {
+        while let Some((z, _)) = self.order.front() {
+            if *z > zxid {
+                break;
+            }
+            let (z, path) = self.order.pop_front().expect("front exists");
+            if self.changes.get(&path).is_some_and(|(cz, _)| *cz == z) {
+                self.changes.remove(&path);
+            }
+        }
+    }
+
+    /// Number of paths with outstanding changes.
+    pub fn outstanding(&self) -> usize {
+        self.changes.len()
+    }
+
+    fn view(&self, tree: &DataTree, path: &str) -> Option<NodeView> {
+        if let Some((_, v)) = self.changes.get(path) {
+            return v.clone();
+        }
+        tree.get(path).map(|n| NodeView {
+            stat: n.stat(),
+            acl: n.acl.clone(),
+        })
+    }
+
+    fn record(&mut self, zxid: i64, path: &str, v: Option<NodeView>) {
+        let prev = self.changes.insert(path.to_owned(), (zxid, v));
+        if let Some(undo) = &mut self.undo {
+            undo.push((path.to_owned(), prev));
+        }
+        self.order.push_back((zxid, path.to_owned()));
+    }
+
+    /// Turns a write request into its transaction; a failed check becomes `Txn::Error`.
+    pub fn prep(&mut self, ctx: &PrepCtx<'_>, req: &Request) -> Txn {
+        match req {
+            Request::Multi(ops) => self.prep_multi(ctx, ops),
+            _ => self
+                .prep_op(ctx, req)
+                .unwrap_or_else(|e| Txn::Error(e.code())),
+        }
+    }
+
+    fn prep_multi(&mut self, ctx: &PrepCtx<'_>, ops: &[Request]) -> Txn {
+        self.undo = Some(Vec::new());
+        let mut out = Vec::with_capacity(ops.len());
+        let mut failed = None;
+        for (i, op) in ops.iter().enumerate() {
+            match self.prep_op(ctx, op) {
+                Ok(t) => out.push(t),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let undo = self.undo.take().unwrap_or_default();
+        let Some((at, err)) = failed else {
+            return Txn::Multi(out);
+        };
+        // Roll back this multi's changes, newest first.
+        for (path, prev) in undo.into_iter().rev() {
+            match prev {
+                Some(p) => {
+                    self.changes.insert(path, p);
+                }
+                None => {
+                    self.changes.remove(&path);
+                }
+            }
+        }
+        let results = (0..ops.len())
+            .map(|i| {
+                Txn::Error(match i.cmp(&at) {
+                    std::cmp::Ordering::Less => 0,
+                    std::cmp::Ordering::Equal => err.code(),
+                    std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency.code(),
+                })
+            })
+            .collect();
+        Txn::Multi(results)
+    }
+
+    fn node(&self, ctx: &PrepCtx<'_>, path: &str) -> PResult<NodeView> {
+        self.view(ctx.tree, path).ok_or(ErrorCode::NoNode)
+    }
+
+    fn prep_op(&mut self, ctx: &PrepCtx<'_>, req: &Request) -> PResult<Txn> {
+        match req {
+            Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
+                let container = matches!(req, Request::CreateContainer(_));
+                self.create(ctx, &r.path, &r.data, &r.acl, r.flags, None, container)
+            }
+            Request::CreateTtl(r) => {
+                self.create(ctx, &r.path, &r.data, &r.acl, r.flags, Some(r.ttl), false)
+            }
+            Request::Delete(r) => {
+                let path = &r.path;
+                validate(path)?;
+                if SYSTEM_PATHS.contains(&path.as_str()) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let ppath = parent(path);
+                let mut pnode = self.node(ctx, ppath)?;
+                check_acl(&pnode.acl, perms::DELETE, ctx.ids)?;
+                let node = self.node(ctx, path)?;
+                check_version(node.stat.version, r.version)?;
+                if node.stat.num_children > 0 {
+                    return Err(ErrorCode::NotEmpty);
+                }
+                pnode.stat.num_children -= 1;
+                pnode.stat.pzxid = ctx.zxid;
+                self.record(ctx.zxid, ppath, Some(pnode));
+                self.record(ctx.zxid, path, None);
+                Ok(Txn::Delete(DeleteTxn { path: path.clone() }))
+            }
+            Request::DeleteContainer(r) => {
+                let path = &r.path;
+                validate(path)?;
+                if SYSTEM_PATHS.contains(&path.as_str()) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let node = self.node(ctx, path)?;
+                if node.stat.num_children > 0 {
+                    return Err(ErrorCode::NotEmpty);
+                }
+                let owner = node.stat.ephemeral_owner;
+                match ttl_of_owner(owner) {
+                    Some(ttl) if ctx.time.saturating_sub(node.stat.mtime) <= ttl => {
+                        return Err(ErrorCode::BadVersion)
+                    }
+                    Some(_) => {}
+                    None if owner != CONTAINER_EPHEMERAL_OWNER => {
+                        return Err(ErrorCode::BadVersion)
+                    }
+                    None => {}
+                }
+                let ppath = parent(path);
+                let mut pnode = self.node(ctx, ppath)?;
+                pnode.stat.num_children -= 1;
+                pnode.stat.pzxid = ctx.zxid;
+                self.record(ctx.zxid, ppath, Some(pnode));
+                self.record(ctx.zxid, path, None);
+                Ok(Txn::DeleteContainer(DeleteTxn { path: path.clone() }))
+            }
+            Request::SetData(r) => {
+                validate(&r.path)?;
+                let mut node = self.node(ctx, &r.path)?;
+                check_acl(&node.acl, perms::WRITE, ctx.ids)?;
+                let version = check_version(node.stat.version, r.version)?;
+                node.stat.version = version;
+                node.stat.mzxid = ctx.zxid;
+                node.stat.mtime = ctx.time;
+                node.stat.data_length = r.data.as_ref().map_or(0, |d| d.len() as i32);
+                self.record(ctx.zxid, &r.path, Some(node));
+                Ok(Txn::SetData(SetDataTxn {
+                    path: r.path.clone(),
+                    data: r.data.clone(),
+                    version,
+                }))
+            }
+            Request::SetAcl(r) => {
+                validate(&r.path)?;
+                let acl = acl::fixup(&r.acl, ctx.ids)?;
+                let mut node = self.node(ctx, &r.path)?;
+                check_acl(&node.acl, perms::ADMIN, ctx.ids)?;
+                let version = check_version(node.stat.aversion, r.version)?;
+                node.stat.aversion = version;
+                node.acl = Arc::new(acl.clone());
+                self.record(ctx.zxid, &r.path, Some(node));
+                Ok(Txn::SetAcl(SetAclTxn {
+                    path: r.path.clone(),
+                    acl,
+                    version,
+                }))
+            }
+            Request::Check(r) => {
+                validate(&r.path)?;
+                let node = self.node(ctx, &r.path)?;
+                check_acl(&node.acl, perms::READ, ctx.ids)?;
+                let version = check_version(node.stat.version, r.version)?;
+                Ok(Txn::Check(CheckVersionTxn {
+                    path: r.path.clone(),
+                    version,
+                }))
+            }
+            Request::CloseSession => Ok(self.close_session(ctx)),
+            Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    /// The transaction that ends `ctx.session`, deleting its ephemerals.
+    pub fn close_session(&mut self, ctx: &PrepCtx<'_>) -> Txn {
+        let mut paths: Vec<String> = ctx.tree.ephemerals(ctx.session).cloned().collect();
+        paths.extend(
+            self.changes
+                .iter()
+                .filter(|(_, (_, v))| {
+                    v.as_ref()
+                        .is_some_and(|v| v.stat.ephemeral_owner == ctx.session)
+                })
+                .map(|(p, _)| p.clone()),
+        );
+        paths.sort();
+        paths.dedup();
+        paths.retain(|p| {
+            self.view(ctx.tree, p)
+                .is_some_and(|v| v.stat.ephemeral_owner == ctx.session)
+        });
+        for p in &paths {
+            let ppath = parent(p);
+            if let Some(mut pnode) = self.view(ctx.tree, ppath) {
+                pnode.stat.num_children -= 1;
+                pnode.stat.pzxid = ctx.zxid;
+                self.record(ctx.zxid, ppath, Some(pnode));
+            }
+            self.record(ctx.zxid, p, None);
+        }
+        Txn::CloseSession(CloseSessionTxn {
+            paths_to_delete: paths,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        ctx: &PrepCtx<'_>,
+        path: &str,
+        data: &Option<Vec<u8>>,
+        acl_in: &[Acl],
+        flags: i32,
+        ttl: Option<i64>,
+        container_op: bool,
+    ) -> PResult<Txn> {
+        let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !self.cfg.extended_types {
+            return Err(ErrorCode::Unimplemented);
+        }
+        let ttl_value = ttl.unwrap_or(-1);
+        if mode.is_ttl() {
+            if ttl_value <= 0 || ttl_value > MAX_TTL_MS {
+                return Err(ErrorCode::BadArguments);
+            }
+        } else if ttl_value >= 0 {
+            return Err(ErrorCode::BadArguments);
+        }
+        if mode.is_ephemeral() && ctx.session == 0 {
+            return Err(ErrorCode::BadArguments);
+        }
+        if !path.contains('/') || path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let acl = acl::fixup(acl_in, ctx.ids)?;
+        let ppath = match path.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &path[..i],
+            None => return Err(ErrorCode::BadArguments),
+        };
+        let mut pnode = self.node(ctx, ppath)?;
+        check_acl(&pnode.acl, perms::CREATE, ctx.ids)?;
+        let pcv = pnode.stat.cversion;
+        let full = if mode.is_sequential() {
+            format!("{path}{}", sequence_suffix(pcv))
+        } else {
+            path.to_owned()
+        };
+        validate(&full)?;
+        if self.view(ctx.tree, &full).is_some() {
+            return Err(ErrorCode::NodeExists);
+        }
+        let powner = pnode.stat.ephemeral_owner;
+        if powner != 0 && powner != CONTAINER_EPHEMERAL_OWNER && ttl_of_owner(powner).is_none() {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let new_cv = pcv.wrapping_add(1);
+        let txn = if container_op {
+            Txn::CreateContainer(CreateContainerTxn {
+                path: full.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                parent_cversion: new_cv,
+            })
+        } else if mode.is_ttl() {
+            Txn::CreateTtl(CreateTtlTxn {
+                path: full.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                parent_cversion: new_cv,
+                ttl: ttl_value,
+            })
+        } else {
+            Txn::Create(CreateTxn {
+                path: full.clone(),
+                data: data.clone(),
+                acl: acl.clone(),
+                ephemeral: mode.is_ephemeral(),
+                parent_cversion: new_cv,
+            })
+        };
+        let owner = if container_op {
+            CONTAINER_EPHEMERAL_OWNER
+        } else if mode.is_ttl() {
+            ttl_ephemeral_owner(ttl_value)
+        } else if mode.is_ephemeral() {
+            ctx.session
+        } else {
+            0
+        };
+        pnode.stat.num_children += 1;
+        pnode.stat.cversion = new_cv;
+        pnode.stat.pzxid = ctx.zxid;
+        self.record(ctx.zxid, ppath, Some(pnode));
+        let node = NodeView {
+            stat: Stat {
+                czxid: ctx.zxid,
+                mzxid: ctx.zxid,
+                ctime: ctx.time,
+                mtime: ctx.time,
+                ephemeral_owner: owner,
+                pzxid: ctx.zxid,
+                data_length: data.as_ref().map_or(0, |d| d.len() as i32),
+                ..Stat::default()
+            },
+            acl: Arc::new(acl),
+        };
+        self.record(ctx.zxid, &full, Some(node));
+        Ok(txn)
+    }
+}
+
+/// `%010d` of the parent's cversion, as ZooKeeper names sequential nodes.
+pub fn sequence_suffix(cversion: i32) -> String {
+    format!("{cversion:010}")
+}
+
+fn validate(path: &str) -> PResult<()> {
+    validate_path(path, false).map_err(|_| ErrorCode::BadArguments)
+}
+
+fn check_acl(acl: &[Acl], perm: i32, ids: &[Id]) -> PResult<()> {
+    if acl::check(acl, perm, ids) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+fn check_version(current: i32, expected: i32) -> PResult<i32> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_proto::{CreateRequest, DeleteRequest, SetDataRequest, TxnHeader};
+
+    struct Fixture {
+        tree: DataTree,
+        prep: Prep,
+        zxid: i64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                tree: DataTree::new(),
+                prep: Prep::new(PrepConfig {
+                    extended_types: true,
+                }),
+                zxid: 0,
+            }
+        }
+        /// Preps without applying (the write stays in flight).
+        fn prep(&mut self, req: Request) -> Txn {
+            self.zxid += 1;
+            let ctx = PrepCtx {
+                tree: &self.tree,
+                session: 9,
+                ids: &[],
+                zxid: self.zxid,
+                time: 100,
+            };
+            self.prep.prep(&ctx, &req)
+        }
+        fn apply_all(&mut self, txns: &[Txn]) {
+            for (i, t) in txns.iter().enumerate() {
+                let hdr = TxnHeader {
+                    client_id: 9,
+                    cxid: 0,
+                    zxid: self.zxid - (txns.len() - 1 - i) as i64,
+                    time: 100,
+                    txn_type: t.txn_type(),
+                };
+                self.tree.apply(&hdr, t).unwrap();
+                self.prep.applied(hdr.zxid);
+            }
+        }
+    }
+
+    fn create(path: &str, flags: i32) -> Request {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(vec![1]),
+            acl: Acl::open_unsafe(),
+            flags,
+        })
+    }
+
+    #[test]
+    fn in_flight_create_is_seen_by_the_next_prep() {
+        let mut f = Fixture::new();
+        assert!(matches!(f.prep(create("/a", 0)), Txn::Create(_)));
+        assert_eq!(
+            f.prep(create("/a", 0)),
+            Txn::Error(ErrorCode::NodeExists.code())
+        );
+        assert!(matches!(f.prep(create("/a/b", 0)), Txn::Create(_)));
+    }
+
+    #[test]
+    fn sequential_names_follow_parent_cversion_in_flight() {
+        let mut f = Fixture::new();
+        let t1 = f.prep(create("/s-", 2));
+        let t2 = f.prep(create("/s-", 2));
+        let names: Vec<_> = [t1, t2]
+            .iter()
+            .map(|t| match t {
+                Txn::Create(c) => c.path.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The fresh root already has cversion 0 (system nodes do not count).
+        assert_eq!(names, ["/s-0000000000", "/s-0000000001"]);
+    }
+
+    #[test]
+    fn failed_write_becomes_error_txn() {
+        let mut f = Fixture::new();
+        let t = f.prep(Request::SetData(SetDataRequest {
+            path: "/nope".into(),
+            data: None,
+            version: -1,
+        }));
+        assert_eq!(t, Txn::Error(ErrorCode::NoNode.code()));
+        let t = f.prep(Request::Delete(DeleteRequest {
+            path: "/zookeeper".into(),
+            version: -1,
+        }));
+        assert_eq!(t, Txn::Error(ErrorCode::BadArguments.code()));
+    }
+
+    #[test]
+    fn failed_multi_rolls_back_and_reports_per_op_codes() {
+        let mut f = Fixture::new();
+        let t = f.prep(Request::Multi(vec![
+            create("/m", 0),
+            Request::Delete(DeleteRequest {
+                path: "/missing".into(),
+                version: -1,
+            }),
+            create("/m2", 0),
+        ]));
+        assert_eq!(
+            t,
+            Txn::Multi(vec![Txn::Error(0), Txn::Error(-101), Txn::Error(-2)])
+        );
+        // /m was rolled back, so it can be created now.
+        assert!(matches!(f.prep(create("/m", 0)), Txn::Create(_)));
+    }
+
+    #[test]
+    fn delete_of_node_with_in_flight_child_is_not_empty() {
+        let mut f = Fixture::new();
+        let a = f.prep(create("/a", 0));
+        let b = f.prep(create("/a/b", 0));
+        let d = f.prep(Request::Delete(DeleteRequest {
+            path: "/a".into(),
+            version: -1,
+        }));
+        assert_eq!(d, Txn::Error(ErrorCode::NotEmpty.code()));
+        f.apply_all(&[a, b, d]);
+        assert_eq!(f.prep.outstanding(), 0);
+    }
+
+    #[test]
+    fn ephemeral_parent_refuses_children() {
+        let mut f = Fixture::new();
+        f.prep(create("/e", 1));
+        assert_eq!(
+            f.prep(create("/e/c", 0)),
+            Txn::Error(ErrorCode::NoChildrenForEphemerals.code())
+        );
+    }
+
+    #[test]
+    fn ttl_rules() {
+        let mut f = Fixture::new();
+        let ttl = |flags, ttl| {
+            Request::CreateTtl(corral_proto::CreateTtlRequest {
+                path: "/t".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags,
+                ttl,
+            })
+        };
+        assert_eq!(f.prep(ttl(5, 0)), Txn::Error(-8));
+        assert_eq!(f.prep(ttl(0, 10)), Txn::Error(-8));
+        assert!(matches!(f.prep(ttl(5, 10)), Txn::CreateTtl(_)));
+        let mut off = Fixture::new();
+        off.prep = Prep::new(PrepConfig::default());
+        assert_eq!(off.prep(ttl(5, 10)), Txn::Error(-6));
+    }
+}

@@ -1,0 +1,133 @@
+//! Assembly: binds the listener, starts the node loop and the connection tasks, and stops
+//! them on request.
+
+use crate::config::ServerConfig;
+use crate::net::{self, NetConfig};
+use crate::node::Node;
+use crate::session::SessionTracker;
+use crate::storage::Log;
+use crate::tree::DataTree;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Why a server could not start or had to stop.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The client port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), corral_server::server::ServerError> {
+/// use corral_server::{config::ServerConfig, server::Server};
+/// let mut cfg = ServerConfig::default();
+/// cfg.client_port = 0; // any free port
+/// let server = Server::start(cfg).await?;
+/// println!("serving on {}", server.addr());
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    node: JoinHandle<()>,
+    listener: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds the client port and starts serving.
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] when the port is taken, [`ServerError::DataDir`] when the data
+    /// directory cannot be created.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        for dir in std::iter::once(&cfg.data_dir).chain(cfg.data_log_dir.as_ref()) {
+            std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let addr = cfg.client_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let shutdown = CancellationToken::new();
+        let clock_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let sessions = SessionTracker::new(cfg.tick_time_ms, 1, clock_ms);
+        let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let (node_tx, node_rx) = mpsc::channel(4096);
+        let wl_cfg = cfg.clone();
+        let net_cfg = NetConfig {
+            max_buffer: cfg.max_buffer,
+            max_client_cnxns: cfg.max_client_cnxns,
+            allows: Arc::new(move |w: &str| wl_cfg.allows_four_letter_word(w)),
+            outstanding_per_conn: (cfg.global_outstanding_limit as usize).max(1),
+            sessionless_timeout: Duration::from_secs(10),
+        };
+        let node = Node::new(cfg, DataTree::new(), sessions, Log::Memory, log_tx);
+        let node = tokio::spawn(node.run(node_rx, log_rx, shutdown.clone()));
+        let listener = tokio::spawn(net::serve(listener, node_tx, net_cfg, shutdown.clone()));
+        info!(%addr, "serving clients");
+        Ok(Server {
+            addr,
+            shutdown,
+            node,
+            listener,
+        })
+    }
+
+    /// The bound client address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, closes every connection and waits for the loops to end.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.listener.await;
+        let _ = self.node.await;
+    }
+
+    /// Waits until the server stops (after [`Server::shutdown_token`] is cancelled, or a
+    /// fatal error).
+    pub async fn wait(self) {
+        let _ = self.node.await;
+        self.shutdown.cancel();
+        let _ = self.listener.await;
+    }
+}

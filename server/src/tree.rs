@@ -1,0 +1,528 @@
+//! The data tree: znodes, Stat bookkeeping, ephemerals by session, containers and TTL nodes.
+//!
+//! The tree changes only by [`DataTree::apply`] of a committed transaction, so every server
+//! that applies the same transactions holds the same tree. Time comes from the transaction
+//! header (the leader's clock), never from this process.
+
+use corral_proto::path::{name, parent};
+use corral_proto::{
+    ttl_ephemeral_owner, ttl_of_owner, Acl, ErrorCode, Stat, Txn, TxnHeader,
+    CONTAINER_EPHEMERAL_OWNER,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// One node of the tree.
+#[derive(Debug, Clone)]
+pub struct Znode {
+    /// Data; `None` when created with null data (kept apart from empty).
+    pub data: Option<Arc<[u8]>>,
+    /// ACL, shared between nodes that have the same one.
+    pub acl: Arc<Vec<Acl>>,
+    /// Persisted Stat fields; `data_length` and `num_children` are derived on read.
+    pub stat: Stat,
+    /// Names of the children.
+    pub children: HashSet<Box<str>>,
+}
+
+impl Znode {
+    /// The full Stat, with derived fields filled in.
+    pub fn stat(&self) -> Stat {
+        let mut s = self.stat.clone();
+        s.data_length = self.data.as_ref().map_or(0, |d| d.len() as i32);
+        s.num_children = self.children.len() as i32;
+        s
+    }
+
+    /// The data as the wire carries it.
+    pub fn data_vec(&self) -> Option<Vec<u8>> {
+        self.data.as_ref().map(|d| d.to_vec())
+    }
+}
+
+/// A watch trigger produced by applying a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A node was created.
+    Created(String),
+    /// A node was deleted.
+    Deleted(String),
+    /// A node's data changed.
+    DataChanged(String),
+    /// A node's children changed.
+    ChildrenChanged(String),
+}
+
+/// The in-memory tree.
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: HashMap<Box<str>, Znode>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: HashSet<String>,
+    ttls: HashSet<String>,
+    acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    last_zxid: i64,
+    data_bytes: u64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Paths every server has and clients may not delete.
+pub const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+
+impl DataTree {
+    /// A tree with the root and the `/zookeeper` system nodes.
+    pub fn new() -> Self {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            acl_cache: HashMap::new(),
+            last_zxid: 0,
+            data_bytes: 0,
+        };
+        let open = t.intern_acl(Acl::open_unsafe());
+        let read = t.intern_acl(Acl::read_unsafe());
+        for (p, acl) in [
+            ("/", open.clone()),
+            ("/zookeeper", open.clone()),
+            ("/zookeeper/quota", open),
+            ("/zookeeper/config", read),
+        ] {
+            t.nodes.insert(
+                p.into(),
+                Znode {
+                    data: Some(Arc::from(&b""[..])),
+                    acl,
+                    stat: Stat::default(),
+                    children: HashSet::new(),
+                },
+            );
+            if p != "/" {
+                t.nodes
+                    .get_mut(parent(p))
+                    .expect("system parent")
+                    .children
+                    .insert(name(p).into());
+            }
+        }
+        t
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Option<&Znode> {
+        self.nodes.get(path)
+    }
+
+    /// Number of nodes, counted as ZooKeeper's `Node count` does (the root twice).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    /// Approximate bytes of paths and data, as `zk_approximate_data_size`.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Zxid of the last applied transaction.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Ephemerals owned by `session`, sorted.
+    pub fn ephemerals(&self, session: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session).into_iter().flatten()
+    }
+
+    /// Sessions that own ephemerals, with their paths.
+    pub fn all_ephemerals(&self) -> &HashMap<i64, BTreeSet<String>> {
+        &self.ephemerals
+    }
+
+    /// Total number of ephemeral nodes.
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    /// Number of descendants of `path` (not counting it).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let Some(node) = self.nodes.get(path) else {
+            return 0;
+        };
+        let mut n = 0;
+        let mut stack: Vec<String> = node.children.iter().map(|c| join(path, c)).collect();
+        while let Some(p) = stack.pop() {
+            n += 1;
+            if let Some(node) = self.nodes.get(p.as_str()) {
+                stack.extend(node.children.iter().map(|c| join(&p, c)));
+            }
+        }
+        n
+    }
+
+    /// Shares one allocation among nodes with equal ACLs.
+    pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.acl_cache.get(&acl) {
+            return a.clone();
+        }
+        let a = Arc::new(acl.clone());
+        self.acl_cache.insert(acl, a.clone());
+        a
+    }
+
+    /// Containers and TTL nodes that are due for removal at `now_ms`: containers that had a
+    /// child and have none, TTL nodes childless and unmodified for their TTL.
+    pub fn expired_containers_and_ttls(&self, now_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                if n.children.is_empty() && n.stat.cversion > 0 {
+                    out.push(p.clone());
+                }
+            }
+        }
+        for p in &self.ttls {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                let ttl = ttl_of_owner(n.stat.ephemeral_owner).unwrap_or(i64::MAX);
+                if n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Applies a committed transaction, returning the watch triggers it causes.
+    ///
+    /// A transaction that does not fit the tree (which a correct prep never produces) changes
+    /// nothing and returns its error code.
+    pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> Result<Vec<Trigger>, ErrorCode> {
+        let mut triggers = Vec::new();
+        let r = self.apply_inner(hdr, txn, &mut triggers);
+        if hdr.zxid > self.last_zxid {
+            self.last_zxid = hdr.zxid;
+        }
+        r.map(|()| triggers)
+    }
+
+    fn apply_inner(
+        &mut self,
+        hdr: &TxnHeader,
+        txn: &Txn,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<(), ErrorCode> {
+        match txn {
+            Txn::Create(t) => {
+                let owner = if t.ephemeral { hdr.client_id } else { 0 };
+                self.create(
+                    hdr,
+                    &t.path,
+                    &t.data,
+                    &t.acl,
+                    owner,
+                    t.parent_cversion,
+                    triggers,
+                )
+            }
+            Txn::CreateContainer(t) => self.create(
+                hdr,
+                &t.path,
+                &t.data,
+                &t.acl,
+                CONTAINER_EPHEMERAL_OWNER,
+                t.parent_cversion,
+                triggers,
+            ),
+            Txn::CreateTtl(t) => self.create(
+                hdr,
+                &t.path,
+                &t.data,
+                &t.acl,
+                ttl_ephemeral_owner(t.ttl),
+                t.parent_cversion,
+                triggers,
+            ),
+            Txn::Delete(t) | Txn::DeleteContainer(t) => self.delete(hdr.zxid, &t.path, triggers),
+            Txn::SetData(t) => {
+                let node = self
+                    .nodes
+                    .get_mut(t.path.as_str())
+                    .ok_or(ErrorCode::NoNode)?;
+                let old = node.data.as_ref().map_or(0, |d| d.len()) as u64;
+                node.data = t.data.as_deref().map(Arc::from);
+                node.stat.version = t.version;
+                node.stat.mzxid = hdr.zxid;
+                node.stat.mtime = hdr.time;
+                self.data_bytes =
+                    self.data_bytes - old + t.data.as_ref().map_or(0, |d| d.len()) as u64;
+                triggers.push(Trigger::DataChanged(t.path.clone()));
+                Ok(())
+            }
+            Txn::SetAcl(t) => {
+                let acl = self.intern_acl(t.acl.clone());
+                let node = self
+                    .nodes
+                    .get_mut(t.path.as_str())
+                    .ok_or(ErrorCode::NoNode)?;
+                node.acl = acl;
+                node.stat.aversion = t.version;
+                Ok(())
+            }
+            Txn::CloseSession(t) => {
+                let mut paths: BTreeSet<String> = t.paths_to_delete.iter().cloned().collect();
+                paths.extend(self.ephemerals(hdr.client_id).cloned());
+                for p in paths {
+                    let owned = self
+                        .nodes
+                        .get(p.as_str())
+                        .is_some_and(|n| n.stat.ephemeral_owner == hdr.client_id);
+                    if owned {
+                        self.delete(hdr.zxid, &p, triggers)?;
+                    }
+                }
+                self.ephemerals.remove(&hdr.client_id);
+                Ok(())
+            }
+            Txn::Multi(txns) => {
+                if txns.iter().any(|t| matches!(t, Txn::Error(_))) {
+                    return Ok(()); // an aborted multi changes nothing
+                }
+                for t in txns {
+                    self.apply_inner(hdr, t, triggers)?;
+                }
+                Ok(())
+            }
+            Txn::Check(_) | Txn::CreateSession(_) | Txn::Error(_) => Ok(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        hdr: &TxnHeader,
+        path: &str,
+        data: &Option<Vec<u8>>,
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<(), ErrorCode> {
+        if self.nodes.contains_key(path) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let parent_path = parent(path);
+        let acl = self.intern_acl(acl.to_vec());
+        let parent_node = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent_node.children.insert(name(path).into());
+        if parent_cversion > parent_node.stat.cversion {
+            parent_node.stat.cversion = parent_cversion;
+        }
+        if hdr.zxid > parent_node.stat.pzxid {
+            parent_node.stat.pzxid = hdr.zxid;
+        }
+        let stat = Stat {
+            czxid: hdr.zxid,
+            mzxid: hdr.zxid,
+            ctime: hdr.time,
+            mtime: hdr.time,
+            ephemeral_owner: owner,
+            pzxid: hdr.zxid,
+            ..Stat::default()
+        };
+        self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
+        self.nodes.insert(
+            path.into(),
+            Znode {
+                data: data.as_deref().map(Arc::from),
+                acl,
+                stat,
+                children: HashSet::new(),
+            },
+        );
+        if owner == CONTAINER_EPHEMERAL_OWNER {
+            self.containers.insert(path.to_owned());
+        } else if ttl_of_owner(owner).is_some() {
+            self.ttls.insert(path.to_owned());
+        } else if owner != 0 {
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(path.to_owned());
+        }
+        triggers.push(Trigger::Created(path.to_owned()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        Ok(())
+    }
+
+    fn delete(
+        &mut self,
+        zxid: i64,
+        path: &str,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<(), ErrorCode> {
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        let node = self.nodes.remove(path).expect("checked above");
+        self.data_bytes = self
+            .data_bytes
+            .saturating_sub((path.len() + node.data.as_ref().map_or(0, |d| d.len())) as u64);
+        let owner = node.stat.ephemeral_owner;
+        if owner == CONTAINER_EPHEMERAL_OWNER {
+            self.containers.remove(path);
+        } else if ttl_of_owner(owner).is_some() {
+            self.ttls.remove(path);
+        } else if owner != 0 {
+            if let Some(set) = self.ephemerals.get_mut(&owner) {
+                set.remove(path);
+                if set.is_empty() {
+                    self.ephemerals.remove(&owner);
+                }
+            }
+        }
+        let parent_path = parent(path);
+        if let Some(p) = self.nodes.get_mut(parent_path) {
+            // ZooKeeper 3.8 moves pzxid but not cversion on a delete.
+            p.children.remove(name(path));
+            if zxid > p.stat.pzxid {
+                p.stat.pzxid = zxid;
+            }
+        }
+        triggers.push(Trigger::Deleted(path.to_owned()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        Ok(())
+    }
+
+    /// Iterates over every node (for snapshots and dumps).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
+        self.nodes.iter().map(|(k, v)| (&**k, v))
+    }
+}
+
+/// Joins a parent path and a child name.
+pub fn join(parent: &str, child: &str) -> String {
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_proto::{CreateTxn, DeleteTxn, SetDataTxn};
+
+    fn hdr(zxid: i64) -> TxnHeader {
+        TxnHeader {
+            client_id: 7,
+            cxid: 1,
+            zxid,
+            time: 1000 + zxid,
+            txn_type: 0,
+        }
+    }
+
+    fn create(path: &str, eph: bool, pcv: i32) -> Txn {
+        Txn::Create(CreateTxn {
+            path: path.into(),
+            data: Some(b"x".to_vec()),
+            acl: Acl::open_unsafe(),
+            ephemeral: eph,
+            parent_cversion: pcv,
+        })
+    }
+
+    #[test]
+    fn fresh_tree_counts_root_twice_like_zookeeper() {
+        assert_eq!(DataTree::new().node_count(), 5);
+    }
+
+    #[test]
+    fn create_sets_stat_and_bumps_parent() {
+        let mut t = DataTree::new();
+        let trig = t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        assert_eq!(
+            trig,
+            vec![
+                Trigger::Created("/a".into()),
+                Trigger::ChildrenChanged("/".into())
+            ]
+        );
+        let s = t.get("/a").unwrap().stat();
+        assert_eq!(
+            (s.czxid, s.mzxid, s.pzxid, s.ctime, s.data_length),
+            (2, 2, 2, 1002, 1)
+        );
+        let root = t.get("/").unwrap().stat();
+        assert_eq!((root.cversion, root.pzxid), (1, 2));
+    }
+
+    #[test]
+    fn delete_moves_parent_pzxid_but_not_cversion() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        t.apply(&hdr(3), &create("/a/b", false, 1)).unwrap();
+        t.apply(
+            &hdr(4),
+            &Txn::Delete(DeleteTxn {
+                path: "/a/b".into(),
+            }),
+        )
+        .unwrap();
+        let a = t.get("/a").unwrap().stat();
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 4, 0));
+    }
+
+    #[test]
+    fn close_session_removes_its_ephemerals_only() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create("/e", true, 1)).unwrap();
+        let mut other = hdr(3);
+        other.client_id = 8;
+        t.apply(&other, &create("/f", true, 2)).unwrap();
+        let close = Txn::CloseSession(corral_proto::CloseSessionTxn {
+            paths_to_delete: vec!["/e".into()],
+        });
+        let trig = t.apply(&hdr(4), &close).unwrap();
+        assert!(t.get("/e").is_none());
+        assert!(t.get("/f").is_some());
+        assert!(trig.contains(&Trigger::Deleted("/e".into())));
+        assert_eq!(t.ephemeral_count(), 1);
+    }
+
+    #[test]
+    fn set_data_bumps_version_and_mzxid() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        let set = Txn::SetData(SetDataTxn {
+            path: "/a".into(),
+            data: None,
+            version: 1,
+        });
+        t.apply(&hdr(5), &set).unwrap();
+        let n = t.get("/a").unwrap();
+        assert_eq!(
+            (n.stat().version, n.stat().mzxid, n.stat().mtime),
+            (1, 5, 1005)
+        );
+        assert!(n.data.is_none());
+    }
+
+    #[test]
+    fn descendants_are_counted() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        t.apply(&hdr(3), &create("/a/b", false, 1)).unwrap();
+        t.apply(&hdr(4), &create("/a/b/c", false, 1)).unwrap();
+        assert_eq!(t.descendant_count("/a"), 2);
+        assert_eq!(t.descendant_count("/"), 6);
+    }
+}
