@@ -120,7 +120,10 @@ impl CreateMode {
     }
     /// Whether the node belongs to a session.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
     /// Whether the node is a container.
     pub fn is_container(self) -> bool {

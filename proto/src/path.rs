@@ -13,7 +13,11 @@ pub struct PathError {
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Invalid path string \"{}\" caused by {}", self.path, self.reason)
+        write!(
+            f,
+            "Invalid path string \"{}\" caused by {}",
+            self.path, self.reason
+        )
     }
 }
 
@@ -112,7 +116,18 @@ mod tests {
 
     #[test]
     fn rejects_the_bad_paths_zookeeper_rejects() {
-        for p in ["", "a", "/a/", "//", "/a//b", "/a/./b", "/a/..", "/a\0b", "/a\u{1}", "/\u{fff5}"] {
+        for p in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/a/./b",
+            "/a/..",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{fff5}",
+        ] {
             assert!(validate_path(p, false).is_err(), "{p:?} should be rejected");
         }
     }

@@ -113,7 +113,10 @@ impl Request {
             Delete(r) => &r.path,
             Exists(r) | GetData(r) | GetChildren(r) | GetChildren2(r) => &r.path,
             SetData(r) => &r.path,
-            GetAcl(r) | Sync(r) | DeleteContainer(r) | GetEphemerals(r)
+            GetAcl(r)
+            | Sync(r)
+            | DeleteContainer(r)
+            | GetEphemerals(r)
             | GetAllChildrenNumber(r) => &r.path,
             SetAcl(r) => &r.path,
             Check(r) => &r.path,
@@ -179,7 +182,10 @@ impl Request {
             Delete(x) => x.write(out),
             Exists(x) | GetData(x) | GetChildren(x) | GetChildren2(x) => x.write(out),
             SetData(x) => x.write(out),
-            GetAcl(x) | Sync(x) | DeleteContainer(x) | GetEphemerals(x)
+            GetAcl(x)
+            | Sync(x)
+            | DeleteContainer(x)
+            | GetEphemerals(x)
             | GetAllChildrenNumber(x) => x.write(out),
             SetAcl(x) => x.write(out),
             Check(x) => x.write(out),
@@ -388,7 +394,9 @@ impl Response {
             OpCode::GetEphemerals => Response::GetEphemerals(Jute::read(r)?),
             OpCode::GetAllChildrenNumber => Response::AllChildrenNumber(r.i32("totalNumber")?),
             OpCode::AddWatch => {
-                if r.remaining() >= 4 {
+                // The server sends `ErrorResponse{0}`; an absent body is tolerated, but a
+                // partial one (1-3 bytes) is malformed.
+                if r.remaining() > 0 {
                     r.i32("err")?;
                 }
                 Response::AddWatch

@@ -9,8 +9,14 @@ use corral_proto::{
     ttl_ephemeral_owner, ttl_of_owner, Acl, ErrorCode, Stat, Txn, TxnHeader,
     CONTAINER_EPHEMERAL_OWNER,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// Persistent (structurally shared) map: cloning the tree is O(1), which is what lets a
+/// snapshot be taken without stopping writes.
+type PMap<K, V> = imbl::HashMap<K, V>;
+/// Persistent set, for children lists that a snapshot clone shares.
+type PSet<T> = imbl::HashSet<T>;
 
 /// One node of the tree.
 #[derive(Debug, Clone)]
@@ -22,7 +28,7 @@ pub struct Znode {
     /// Persisted Stat fields; `data_length` and `num_children` are derived on read.
     pub stat: Stat,
     /// Names of the children.
-    pub children: HashSet<Box<str>>,
+    pub children: PSet<Arc<str>>,
 }
 
 impl Znode {
@@ -53,13 +59,13 @@ pub enum Trigger {
     ChildrenChanged(String),
 }
 
-/// The in-memory tree.
-#[derive(Debug)]
+/// The in-memory tree. `Clone` is cheap (structural sharing), so a snapshot is a clone.
+#[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<Box<str>, Znode>,
-    ephemerals: HashMap<i64, BTreeSet<String>>,
-    containers: HashSet<String>,
-    ttls: HashSet<String>,
+    nodes: PMap<Arc<str>, Znode>,
+    ephemerals: PMap<i64, imbl::OrdSet<String>>,
+    containers: PSet<String>,
+    ttls: PSet<String>,
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
     last_zxid: i64,
     data_bytes: u64,
@@ -78,10 +84,10 @@ impl DataTree {
     /// A tree with the root and the `/zookeeper` system nodes.
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            containers: HashSet::new(),
-            ttls: HashSet::new(),
+            nodes: PMap::new(),
+            ephemerals: PMap::new(),
+            containers: PSet::new(),
+            ttls: PSet::new(),
             acl_cache: HashMap::new(),
             last_zxid: 0,
             data_bytes: 0,
@@ -100,7 +106,7 @@ impl DataTree {
                     data: Some(Arc::from(&b""[..])),
                     acl,
                     stat: Stat::default(),
-                    children: HashSet::new(),
+                    children: PSet::new(),
                 },
             );
             if p != "/" {
@@ -139,9 +145,15 @@ impl DataTree {
         self.ephemerals.get(&session).into_iter().flatten()
     }
 
-    /// Sessions that own ephemerals, with their paths.
-    pub fn all_ephemerals(&self) -> &HashMap<i64, BTreeSet<String>> {
-        &self.ephemerals
+    /// Sessions that own ephemerals, with their paths, sorted by session.
+    pub fn all_ephemerals(&self) -> Vec<(i64, Vec<String>)> {
+        let mut v: Vec<_> = self
+            .ephemerals
+            .iter()
+            .map(|(k, set)| (*k, set.iter().cloned().collect()))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Total number of ephemeral nodes.
@@ -179,14 +191,14 @@ impl DataTree {
     /// child and have none, TTL nodes childless and unmodified for their TTL.
     pub fn expired_containers_and_ttls(&self, now_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
-        for p in &self.containers {
+        for p in self.containers.iter() {
             if let Some(n) = self.nodes.get(p.as_str()) {
                 if n.children.is_empty() && n.stat.cversion > 0 {
                     out.push(p.clone());
                 }
             }
         }
-        for p in &self.ttls {
+        for p in self.ttls.iter() {
             if let Some(n) = self.nodes.get(p.as_str()) {
                 let ttl = ttl_of_owner(n.stat.ephemeral_owner).unwrap_or(i64::MAX);
                 if n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl {
@@ -342,7 +354,7 @@ impl DataTree {
                 data: data.as_deref().map(Arc::from),
                 acl,
                 stat,
-                children: HashSet::new(),
+                children: PSet::new(),
             },
         );
         if owner == CONTAINER_EPHEMERAL_OWNER {
@@ -400,9 +412,108 @@ impl DataTree {
         Ok(())
     }
 
+    /// Adds a node read from a snapshot. Children, ephemerals, containers and TTL nodes are
+    /// linked up by [`DataTree::finish_load`] once every node is in.
+    pub fn load_node(&mut self, path: &str, data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat) {
+        let acl = self.intern_acl(acl);
+        self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
+        self.nodes.insert(
+            path.into(),
+            Znode {
+                data: data.map(Arc::from),
+                acl,
+                stat,
+                children: PSet::new(),
+            },
+        );
+    }
+
+    /// Links children to parents and rebuilds the ephemeral, container and TTL indexes after
+    /// [`DataTree::load_node`] calls; `last_zxid` is the zxid the snapshot was taken at.
+    ///
+    /// # Errors
+    /// A node whose parent is missing (a corrupt snapshot), naming the path.
+    pub fn finish_load(&mut self, last_zxid: i64) -> Result<(), String> {
+        let paths: Vec<Arc<str>> = self.nodes.keys().cloned().collect();
+        self.ephemerals = PMap::new();
+        self.containers = PSet::new();
+        self.ttls = PSet::new();
+        for p in &paths {
+            if &**p == "/" {
+                continue;
+            }
+            let parent_path = parent(p);
+            let Some(pn) = self.nodes.get_mut(parent_path) else {
+                return Err(format!("node {p} has no parent {parent_path}"));
+            };
+            pn.children.insert(Arc::from(name(p)));
+            let owner = self.nodes.get(&**p).map_or(0, |n| n.stat.ephemeral_owner);
+            if owner == CONTAINER_EPHEMERAL_OWNER {
+                self.containers.insert(p.to_string());
+            } else if ttl_of_owner(owner).is_some() {
+                self.ttls.insert(p.to_string());
+            } else if owner != 0 {
+                self.ephemerals
+                    .entry(owner)
+                    .or_default()
+                    .insert(p.to_string());
+            }
+        }
+        self.last_zxid = last_zxid;
+        Ok(())
+    }
+
+    /// A digest of every node's path, data and Stat, independent of iteration order: two
+    /// trees with the same content have the same digest.
+    pub fn digest(&self) -> u64 {
+        let mut total = 0u64;
+        for (path, n) in self.nodes.iter() {
+            let mut h = Fnv64::default();
+            h.write(path.as_bytes());
+            h.write(&[0xff]);
+            if let Some(d) = &n.data {
+                h.write(d);
+            }
+            let s = n.stat();
+            for v in [
+                s.czxid,
+                s.mzxid,
+                s.ctime,
+                s.mtime,
+                s.ephemeral_owner,
+                s.pzxid,
+            ] {
+                h.write(&v.to_be_bytes());
+            }
+            for v in [s.version, s.cversion, s.aversion, s.num_children] {
+                h.write(&v.to_be_bytes());
+            }
+            total = total.wrapping_add(h.0);
+        }
+        total
+    }
+
     /// Iterates over every node (for snapshots and dumps).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
         self.nodes.iter().map(|(k, v)| (&**k, v))
+    }
+}
+
+/// FNV-1a, 64 bit: a stable hash for digests that are written to disk.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }
 
@@ -514,6 +625,38 @@ mod tests {
             (1, 5, 1005)
         );
         assert!(n.data.is_none());
+    }
+
+    #[test]
+    fn a_reloaded_tree_has_the_same_digest_and_links() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        t.apply(&hdr(3), &create("/a/e", true, 1)).unwrap();
+        let snap = t.clone();
+        t.apply(&hdr(4), &create("/later", false, 2)).unwrap();
+        let mut loaded = DataTree {
+            nodes: PMap::new(),
+            ..DataTree::new()
+        };
+        for (p, n) in snap.iter() {
+            loaded.load_node(p, n.data_vec(), n.acl.to_vec(), n.stat.clone());
+        }
+        loaded.finish_load(snap.last_zxid()).unwrap();
+        assert_eq!(loaded.digest(), snap.digest());
+        assert_ne!(
+            loaded.digest(),
+            t.digest(),
+            "the clone did not see the later create"
+        );
+        assert_eq!(loaded.ephemerals(7).collect::<Vec<_>>(), ["/a/e"]);
+        assert_eq!(loaded.get("/a").unwrap().stat().num_children, 1);
+    }
+
+    #[test]
+    fn orphan_in_snapshot_is_an_error() {
+        let mut t = DataTree::new();
+        t.load_node("/x/y", None, Acl::open_unsafe(), Stat::default());
+        assert!(t.finish_load(1).unwrap_err().contains("/x/y"));
     }
 
     #[test]
