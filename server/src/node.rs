@@ -10,7 +10,7 @@ use crate::admin::{self, AdminView, ConnInfo};
 use crate::config::ServerConfig;
 use crate::prep::{Prep, PrepConfig, PrepCtx};
 use crate::session::{session_password, SessionTracker};
-use crate::storage::{Log, LogEvent};
+use crate::storage::{Log, LogEvent, SnapshotData};
 use crate::tree::{DataTree, Trigger};
 use crate::watch::{ConnId, WatchKind, WatchManager};
 use corral_proto::{
@@ -653,6 +653,19 @@ impl Node {
         {
             let f = self.in_flight.pop_front().expect("front exists");
             self.apply(f);
+        }
+        if self.log.wants_snapshot() {
+            // A copy-on-write clone between two transactions: consistent, and O(1).
+            let data = SnapshotData {
+                tree: self.tree.clone(),
+                sessions: self
+                    .sessions
+                    .iter()
+                    .map(|(id, s)| (id, s.timeout_ms))
+                    .collect(),
+                zxid: self.tree.last_zxid(),
+            };
+            self.log.snapshot(data);
         }
     }
 

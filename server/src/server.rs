@@ -5,8 +5,7 @@ use crate::config::ServerConfig;
 use crate::net::{self, NetConfig};
 use crate::node::Node;
 use crate::session::SessionTracker;
-use crate::storage::Log;
-use crate::tree::DataTree;
+use crate::storage::{self, StorageConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +28,9 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The stored state could not be recovered.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
     /// The data directory could not be prepared.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -83,8 +85,20 @@ impl Server {
         let clock_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let sessions = SessionTracker::new(cfg.tick_time_ms, 1, clock_ms);
         let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let storage_cfg = StorageConfig::from_server_config(&cfg);
+        let (log, recovered) = storage::open(&storage_cfg, log_tx.clone())?;
+        let mut sessions = SessionTracker::new(cfg.tick_time_ms, 1, clock_ms);
+        // Recovered sessions get a full timeout from now to reconnect.
+        for (id, timeout) in &recovered.sessions {
+            sessions.add(*id, *timeout, 0);
+        }
+        info!(
+            zxid = format_args!("0x{:x}", recovered.tree.last_zxid()),
+            nodes = recovered.tree.node_count(),
+            sessions = recovered.sessions.len(),
+            "state recovered"
+        );
         let (node_tx, node_rx) = mpsc::channel(4096);
         let wl_cfg = cfg.clone();
         let net_cfg = NetConfig {
@@ -94,7 +108,7 @@ impl Server {
             outstanding_per_conn: (cfg.global_outstanding_limit as usize).max(1),
             sessionless_timeout: Duration::from_secs(10),
         };
-        let node = Node::new(cfg, DataTree::new(), sessions, Log::Memory, log_tx);
+        let node = Node::new(cfg, recovered.tree, sessions, log, log_tx);
         let node = tokio::spawn(node.run(node_rx, log_rx, shutdown.clone()));
         let listener = tokio::spawn(net::serve(listener, node_tx, net_cfg, shutdown.clone()));
         info!(%addr, "serving clients");
