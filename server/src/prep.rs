@@ -27,6 +27,9 @@ struct NodeView {
     acl: Arc<Vec<Acl>>,
 }
 
+/// An outstanding change: the zxid that made it and the node after it (`None`: deleted).
+type Change = (i64, Option<NodeView>);
+
 /// Who is asking and when.
 #[derive(Debug, Clone, Copy)]
 pub struct PrepCtx<'a> {
@@ -46,9 +49,10 @@ pub struct PrepCtx<'a> {
 #[derive(Debug, Default)]
 pub struct Prep {
     cfg: PrepConfig,
-    changes: HashMap<String, (i64, Option<NodeView>)>,
+    changes: HashMap<String, Change>,
     order: VecDeque<(i64, String)>,
-    undo: Option<Vec<(String, Option<(i64, Option<NodeView>)>)>>,
+    /// While a multi is being prepped: the previous change entry of every path it touched.
+    undo: Option<Vec<(String, Option<Change>)>>,
 }
 
 type PResult<T> = Result<T, ErrorCode>;

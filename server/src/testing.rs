@@ -59,12 +59,14 @@ impl TestingServer {
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("corral-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mut cfg = ServerConfig::default();
-        cfg.client_port = 0;
-        cfg.data_dir = dir.clone();
-        cfg.four_letter_whitelist = crate::config::FourLetterWhitelist::All;
-        cfg.extended_types_enabled = true;
-        cfg.container_check_interval_ms = 100;
+        let mut cfg = ServerConfig {
+            client_port: 0,
+            data_dir: dir.clone(),
+            four_letter_whitelist: crate::config::FourLetterWhitelist::All,
+            extended_types_enabled: true,
+            container_check_interval_ms: 100,
+            ..ServerConfig::default()
+        };
         tweak(&mut cfg);
         let server = Server::start(cfg.clone()).await.map_err(io_err)?;
         let addr = server.addr();

@@ -188,7 +188,8 @@ impl WatchManager {
         kind: WatchKind,
         remove: bool,
     ) -> bool {
-        let (data_pred, child_pred): (fn(WatchMode) -> bool, fn(WatchMode) -> bool) = match kind {
+        type Pred = fn(WatchMode) -> bool;
+        let (data_pred, child_pred): (Pred, Pred) = match kind {
             WatchKind::Data => (|m| m == WatchMode::Standard, |_| false),
             WatchKind::Children => (|_| false, |m| m == WatchMode::Standard),
             WatchKind::Any => (|_| true, |_| true),
