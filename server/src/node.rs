@@ -538,7 +538,11 @@ impl Node {
         if is_write {
             let req = req.expect("checked Ok");
             let shape = match &req {
-                Request::Multi(ops) => ReqShape::Multi(ops.iter().map(Request::op).collect()),
+                Request::Multi(ops) => ReqShape::Multi(
+                    ops.iter()
+                        .map(|o| crate::prep::normalize_multi_op(o).op())
+                        .collect(),
+                ),
                 r => ReqShape::Op(r.op()),
             };
             if matches!(req, Request::CloseSession) {
@@ -684,6 +688,7 @@ impl Node {
                     }
                     stats.push(txn_path(t).and_then(|p| self.tree.get(p)).map(|n| n.stat()));
                 }
+                self.tree.advance_zxid(hdr.zxid);
             }
             _ => match self.tree.apply(&hdr, &txn) {
                 Ok(tr) => triggers = tr,
@@ -965,8 +970,10 @@ impl Node {
             }
             Request::Sync(r) => Ok(Response::Sync(r.path.clone())),
             Request::WhoAmI => Ok(Response::WhoAmI(
+                // ZooKeeper lists authenticated ids before the connection's ip id.
                 ids.iter()
-                    .filter(|id| id.scheme != "super")
+                    .filter(|id| id.scheme != "super" && id.scheme != "ip")
+                    .chain(ids.iter().filter(|id| id.scheme == "ip"))
                     .map(|id| ClientInfo {
                         auth_scheme: id.scheme.clone(),
                         user: if id.scheme == "digest" {

@@ -89,7 +89,7 @@ impl Prep {
             return v.clone();
         }
         tree.get(path).map(|n| NodeView {
-            stat: n.stat(),
+            stat: n.raw_stat(),
             acl: n.acl.clone(),
         })
     }
@@ -113,6 +113,8 @@ impl Prep {
     }
 
     fn prep_multi(&mut self, ctx: &PrepCtx<'_>, ops: &[Request]) -> Txn {
+        let ops: Vec<Request> = ops.iter().map(normalize_multi_op).collect();
+        let ops = &ops[..];
         self.undo = Some(Vec::new());
         let mut out = Vec::with_capacity(ops.len());
         let mut failed = None;
@@ -166,12 +168,16 @@ impl Prep {
                 self.create(ctx, &r.path, &r.data, &r.acl, r.flags, Some(r.ttl), false)
             }
             Request::Delete(r) => {
+                // Like ZooKeeper, delete checks only the last '/', NUL and the system paths;
+                // other odd paths fail the parent lookup with NoNode.
                 let path = &r.path;
-                validate(path)?;
-                if SYSTEM_PATHS.contains(&path.as_str()) {
+                let Some(slash) = path.rfind('/') else {
+                    return Err(ErrorCode::BadArguments);
+                };
+                if path.contains('\0') || SYSTEM_PATHS.contains(&path.as_str()) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let ppath = parent(path);
+                let ppath = if slash == 0 { "/" } else { &path[..slash] };
                 let mut pnode = self.node(ctx, ppath)?;
                 check_acl(&pnode.acl, perms::DELETE, ctx.ids)?;
                 let node = self.node(ctx, path)?;
@@ -400,6 +406,37 @@ impl Prep {
     }
 }
 
+/// The operation a create inside multi really is: ZooKeeper re-derives it from the flags,
+/// so a create2 answers as a plain create, flags 4 make a container and flags 5/6 a TTL node
+/// whatever opcode carried them.
+pub fn normalize_multi_op(op: &Request) -> Request {
+    use corral_proto::{CreateRequest, CreateTtlRequest};
+    let (path, data, acl, flags, ttl) = match op {
+        Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
+            (&r.path, &r.data, &r.acl, r.flags, -1)
+        }
+        Request::CreateTtl(r) => (&r.path, &r.data, &r.acl, r.flags, r.ttl),
+        other => return other.clone(),
+    };
+    let base = CreateRequest {
+        path: path.clone(),
+        data: data.clone(),
+        acl: acl.clone(),
+        flags,
+    };
+    match CreateMode::from_flags(flags) {
+        Some(m) if m.is_container() => Request::CreateContainer(base),
+        Some(m) if m.is_ttl() => Request::CreateTtl(CreateTtlRequest {
+            path: base.path,
+            data: base.data,
+            acl: base.acl,
+            flags,
+            ttl,
+        }),
+        _ => Request::Create(base),
+    }
+}
+
 /// `%010d` of the parent's cversion, as ZooKeeper names sequential nodes.
 pub fn sequence_suffix(cversion: i32) -> String {
     format!("{cversion:010}")
@@ -504,7 +541,6 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        // The fresh root already has cversion 0 (system nodes do not count).
         assert_eq!(names, ["/s-0000000000", "/s-0000000001"]);
     }
 

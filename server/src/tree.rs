@@ -32,8 +32,24 @@ pub struct Znode {
 }
 
 impl Znode {
-    /// The full Stat, with derived fields filled in.
+    /// The Stat as clients see it, as ZooKeeper computes it: `cversion` reported as
+    /// `2 × stored − numChildren` (the stored value counts child creates, so this is creates
+    /// plus deletes), and `ephemeralOwner` 0 for container and TTL nodes.
     pub fn stat(&self) -> Stat {
+        let mut s = self.raw_stat();
+        if s.ephemeral_owner == CONTAINER_EPHEMERAL_OWNER
+            || ttl_of_owner(s.ephemeral_owner).is_some()
+        {
+            s.ephemeral_owner = 0;
+        }
+        s.cversion = s.cversion.wrapping_mul(2).wrapping_sub(s.num_children);
+        s
+    }
+
+    /// The Stat as stored: derived lengths filled in, `cversion` counting child creates (the
+    /// sequential-name counter) and the stored `ephemeralOwner` (container and TTL markers
+    /// included).
+    pub fn raw_stat(&self) -> Stat {
         let mut s = self.stat.clone();
         s.data_length = self.data.as_ref().map_or(0, |d| d.len() as i32);
         s.num_children = self.children.len() as i32;
@@ -120,8 +136,11 @@ impl DataTree {
         t
     }
 
-    /// The node at `path`.
+    /// The node at `path` (`""` names the root too, as in ZooKeeper).
     pub fn get(&self, path: &str) -> Option<&Znode> {
+        if path.is_empty() {
+            return self.nodes.get("/");
+        }
         self.nodes.get(path)
     }
 
@@ -138,6 +157,12 @@ impl DataTree {
     /// Zxid of the last applied transaction.
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
+    }
+
+    /// Records that the transaction `zxid` was applied (for transactions applied step by
+    /// step, such as an empty multi, that change no node).
+    pub fn advance_zxid(&mut self, zxid: i64) {
+        self.last_zxid = self.last_zxid.max(zxid);
     }
 
     /// Ephemerals owned by `session`, sorted.
@@ -401,7 +426,7 @@ impl DataTree {
         }
         let parent_path = parent(path);
         if let Some(p) = self.nodes.get_mut(parent_path) {
-            // ZooKeeper 3.8 moves pzxid but not cversion on a delete.
+            // The stored cversion counts creates only; see `Znode::stat`.
             p.children.remove(name(path));
             if zxid > p.stat.pzxid {
                 p.stat.pzxid = zxid;
@@ -553,7 +578,29 @@ mod tests {
 
     #[test]
     fn fresh_tree_counts_root_twice_like_zookeeper() {
-        assert_eq!(DataTree::new().node_count(), 5);
+        let t = DataTree::new();
+        assert_eq!(t.node_count(), 5);
+        assert_eq!(
+            t.get("/").unwrap().stat().cversion,
+            -1,
+            "0 creates, 1 child"
+        );
+        assert_eq!(t.get("").unwrap().stat().num_children, 1);
+    }
+
+    #[test]
+    fn container_and_ttl_owners_read_as_zero() {
+        let mut t = DataTree::new();
+        let c = Txn::CreateContainer(corral_proto::CreateContainerTxn {
+            path: "/c".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            parent_cversion: 0,
+        });
+        t.apply(&hdr(2), &c).unwrap();
+        let n = t.get("/c").unwrap();
+        assert_eq!(n.stat().ephemeral_owner, 0);
+        assert_eq!(n.raw_stat().ephemeral_owner, CONTAINER_EPHEMERAL_OWNER);
     }
 
     #[test]
@@ -572,12 +619,16 @@ mod tests {
             (s.czxid, s.mzxid, s.pzxid, s.ctime, s.data_length),
             (2, 2, 2, 1002, 1)
         );
-        let root = t.get("/").unwrap().stat();
-        assert_eq!((root.cversion, root.pzxid), (1, 2));
+        let root = t.get("/").unwrap().raw_stat();
+        assert_eq!(
+            (root.cversion, root.pzxid),
+            (1, 2),
+            "parent_cversion from the txn"
+        );
     }
 
     #[test]
-    fn delete_moves_parent_pzxid_but_not_cversion() {
+    fn delete_moves_pzxid_and_reported_cversion() {
         let mut t = DataTree::new();
         t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
         t.apply(&hdr(3), &create("/a/b", false, 1)).unwrap();
@@ -589,7 +640,12 @@ mod tests {
         )
         .unwrap();
         let a = t.get("/a").unwrap().stat();
-        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 4, 0));
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 4, 0));
+        assert_eq!(
+            t.get("/a").unwrap().raw_stat().cversion,
+            1,
+            "stored: creates only"
+        );
     }
 
     #[test]
