@@ -106,6 +106,49 @@ fn parse_ip_acl(id: &str) -> Option<(IpAddr, u32)> {
     (bits <= max).then_some((ip, bits))
 }
 
+/// Java's `String.hashCode` (over UTF-16 code units).
+pub fn java_string_hash(s: &str) -> u32 {
+    s.encode_utf16()
+        .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)))
+}
+
+/// The order in which a Java `HashMap`/`HashSet` (or `ConcurrentHashMap`) of default
+/// capacity iterates keys with the given hashes, inserted in the given order: by bin
+/// (`(h ^ h >>> 16) & (capacity - 1)`, the capacity doubling past three quarters full),
+/// insertion order within a bin. Returns indexes into `hashes`.
+pub fn java_hash_order(hashes: &[u32]) -> Vec<usize> {
+    let mut n = 16usize;
+    while hashes.len() > n - n / 4 {
+        n *= 2;
+    }
+    let mut v: Vec<(usize, usize)> = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (((h ^ (h >> 16)) as usize) & (n - 1), i))
+        .collect();
+    v.sort_unstable();
+    v.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Orders a connection's ids as Apache ZooKeeper iterates them: its auth info is a
+/// hash set of Jute `Id` records, so the order is the hash-table order. whoAmI and the `auth`
+/// ACL expansion show it.
+pub fn zookeeper_order(ids: &[Id]) -> Vec<Id> {
+    let hashes: Vec<u32> = ids
+        .iter()
+        .map(|id| {
+            let r = 17u32
+                .wrapping_mul(37)
+                .wrapping_add(java_string_hash(&id.scheme));
+            r.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
+        })
+        .collect();
+    java_hash_order(&hashes)
+        .into_iter()
+        .map(|i| ids[i].clone())
+        .collect()
+}
+
 /// Validates and expands an ACL for create / setACL as ZooKeeper does: duplicates removed,
 /// `auth` expanded to the caller's authenticated (digest) ids, unknown schemes and invalid
 /// ids rejected with `InvalidAcl`.
@@ -120,6 +163,8 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
         return Err(ErrorCode::InvalidAcl);
     }
     let mut out = Vec::with_capacity(uniq.len());
+    let ordered = zookeeper_order(ids);
+    let ids = &ordered[..];
     for a in uniq {
         match a.id.scheme.as_str() {
             "world" if a.id.id == "anyone" => out.push(a.clone()),
@@ -247,6 +292,26 @@ mod tests {
             Acl::new(1, "ip", "10.0.0.0/8"),
         ];
         assert_eq!(fixup(&dup, &ids).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ids_come_in_zookeeper_hash_order() {
+        // Observed on Apache ZooKeeper 3.8: the digest ids before the ip id, and of two
+        // digests for "bob" the one for "secret" first, whatever the order they were added.
+        let ids = vec![
+            Id::new("ip", "127.0.0.1"),
+            Id::new("digest", digest_id("bob:wrong")),
+            Id::new("digest", digest_id("bob:secret")),
+        ];
+        let got: Vec<String> = zookeeper_order(&ids).into_iter().map(|i| i.id).collect();
+        assert_eq!(
+            got,
+            [
+                "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=",
+                "bob:7e5oQdf4IqOAJ9OLk9OTl5I4cwM=",
+                "127.0.0.1"
+            ]
+        );
     }
 
     #[test]

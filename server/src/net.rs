@@ -11,7 +11,7 @@ use crate::watch::ConnId;
 use bytes::{Buf, BytesMut};
 use corral_proto::frame::{begin_frame, end_frame, frame_len};
 use corral_proto::{
-    ConnectRequest, DecodeError, ErrorCode, Jute, ReplyHeader, Request, RequestError,
+    ConnectRequest, DecodeError, ErrorCode, Jute, OpCode, ReplyHeader, Request, RequestError,
     RequestHeader, XID_NOTIFICATION,
 };
 use std::collections::HashMap;
@@ -292,6 +292,9 @@ async fn read_loop(
         };
         let req = match Request::decode(hdr.op, r.rest()) {
             Ok(req) => Ok(req),
+            Err(RequestError::UnknownOp(op)) if op == OpCode::CreateSession as i32 => {
+                Err((op, ErrorCode::MarshallingError))
+            }
             Err(RequestError::UnknownOp(op)) => Err((op, ErrorCode::Unimplemented)),
             Err(RequestError::BadMulti(op)) => {
                 return End::Malformed(format!("operation {op} is not allowed in multi"))

@@ -528,13 +528,32 @@ impl Node {
             return;
         }
 
-        if let Ok(Request::DeleteContainer(_)) = &req {
-            // Only the server's own sweep removes containers.
-            let req = Err((OpCode::DeleteContainer as i32, ErrorCode::Unimplemented));
-            self.enqueue_read(session, conn, xid, req, at);
-            return;
+        // A client's createSession request is a failed write (ZooKeeper logs an error
+        // transaction for it); its deleteContainer runs through prep like the sweep's own.
+        if let Err((op, code)) = &req {
+            if *op == OpCode::CreateSession as i32 {
+                let code = *code;
+                let mut hdr = self.header(session, xid, OpCode::Error);
+                hdr.txn_type = OpCode::Error as i32;
+                self.queues
+                    .entry(session)
+                    .or_default()
+                    .push_back(Queued::Write(hdr.zxid));
+                self.stage(InFlight {
+                    hdr,
+                    txn: Txn::Error(code.code()),
+                    origin: Origin::Client {
+                        conn,
+                        xid,
+                        req_ops: ReqShape::Op(OpCode::Error),
+                        at,
+                    },
+                });
+                return;
+            }
         }
-        let is_write = matches!(&req, Ok(r) if r.op().is_write());
+        let is_write =
+            matches!(&req, Ok(r) if r.op().is_write() || r.op() == OpCode::DeleteContainer);
         if is_write {
             let req = req.expect("checked Ok");
             let shape = match &req {
@@ -864,7 +883,9 @@ impl Node {
         let req = match req {
             Ok(r) => r,
             Err((_op, e)) => {
+                // ZooKeeper 3.8 answers an unknown opcode and then drops the connection.
                 self.reply(conn, xid, -1, Err(e));
+                self.send(conn, Out::Close("unknown opcode"));
                 return;
             }
         };
@@ -875,9 +896,12 @@ impl Node {
             .unwrap_or_default();
         let res = self.read(conn, &req, &ids);
         let zxid = self.tree.last_zxid();
-        if !matches!(req, Request::Ping) {
-            self.stats.record(at.elapsed().as_millis() as u64);
+        if matches!(req, Request::Ping) {
+            // A ping is answered with xid -2 whatever xid it carried.
+            self.reply(conn, corral_proto::XID_PING, zxid, res);
+            return;
         }
+        self.stats.record(at.elapsed().as_millis() as u64);
         self.reply(conn, xid, zxid, res);
     }
 
@@ -901,15 +925,8 @@ impl Node {
                 if r.path.contains('\0') {
                     return Err(ErrorCode::BadArguments);
                 }
-                let stat = match self.tree.get(&r.path) {
-                    Some(n) => {
-                        if !acl::check(&n.acl, perms::READ, ids) {
-                            return Err(ErrorCode::NoAuth);
-                        }
-                        Some(n.stat())
-                    }
-                    None => None,
-                };
+                // As in ZooKeeper 3.8, exists needs no permission.
+                let stat = self.tree.get(&r.path).map(|n| n.stat());
                 if r.watch {
                     self.watches.add_data(&r.path, conn);
                 }
@@ -960,27 +977,29 @@ impl Node {
             Request::GetEphemerals(r) => {
                 let session = self.conns.get(&conn).and_then(|c| c.session).unwrap_or(0);
                 let all = r.path.is_empty() || r.path == "/";
-                let list = self
+                // A set in ZooKeeper (its order is unspecified); we answer in creation order.
+                let mut list: Vec<(i64, String)> = self
                     .tree
                     .ephemerals(session)
                     .filter(|p| all || p.starts_with(&r.path))
-                    .cloned()
+                    .map(|p| (self.tree.get(p).map_or(0, |n| n.stat.czxid), p.clone()))
                     .collect();
-                Ok(Response::GetEphemerals(list))
+                list.sort();
+                Ok(Response::GetEphemerals(
+                    list.into_iter().map(|(_, p)| p).collect(),
+                ))
             }
             Request::Sync(r) => Ok(Response::Sync(r.path.clone())),
             Request::WhoAmI => Ok(Response::WhoAmI(
-                // ZooKeeper lists authenticated ids before the connection's ip id.
-                ids.iter()
-                    .filter(|id| id.scheme != "super" && id.scheme != "ip")
-                    .chain(ids.iter().filter(|id| id.scheme == "ip"))
+                acl::zookeeper_order(ids)
+                    .into_iter()
                     .map(|id| ClientInfo {
-                        auth_scheme: id.scheme.clone(),
                         user: if id.scheme == "digest" {
                             id.id.split(':').next().unwrap_or("").to_owned()
                         } else {
                             id.id.clone()
                         },
+                        auth_scheme: id.scheme,
                     })
                     .collect(),
             )),

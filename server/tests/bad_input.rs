@@ -84,14 +84,19 @@ async fn malformed_connect_request_is_closed_without_a_session() {
 }
 
 #[tokio::test]
-async fn unknown_opcode_is_unimplemented_and_the_connection_stays() {
+async fn unknown_opcode_is_unimplemented_then_closed_like_zookeeper() {
     let server = TestingServer::start().await.unwrap();
+    let mut bystander = Raw::connect(server.addr()).await;
     let mut c = Raw::connect(server.addr()).await;
     let bytes = frame(|v| RequestHeader { xid: 77, op: 999 }.write(v));
     c.stream.write_all(&bytes).await.unwrap();
     let (h, _) = c.reply().await.unwrap();
-    assert_eq!((h.xid, h.err), (77, ErrorCode::Unimplemented.code()));
-    assert!(c.ping().await);
+    assert_eq!(
+        (h.xid, h.zxid, h.err),
+        (77, -1, ErrorCode::Unimplemented.code())
+    );
+    assert!(closed_by_server(&mut c.stream).await);
+    assert!(bystander.ping().await);
 }
 
 #[tokio::test]
