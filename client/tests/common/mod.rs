@@ -4,15 +4,14 @@
 //! Server sources, in order:
 //! 1. `CORRAL_TEST_ZK=host:port`: a running ZooKeeper-compatible server (shared; tests use
 //!    unique roots; it cannot be restarted, so restart tests are skipped);
-//! 2. a private Apache ZooKeeper 3.8 started from the Debian packages (`java` and
-//!    `/usr/share/java/zookeeper.jar`), on a free port and a temporary data dir, killed
-//!    on drop, restartable on the same port and data dir.
+//! 2. `CORRAL_TEST_BACKEND=zookeeper`: a private Apache ZooKeeper 3.8 started from the
+//!    Debian packages (`java` and `/usr/share/java/zookeeper.jar`), on a free port and a
+//!    temporary data dir, killed on drop, restartable on the same port and data dir;
+//! 3. otherwise (the default): Corral's in-process `TestingServer`, restartable too.
 //!
-//! If neither is available the test prints why and passes (skips), unless
-//! `CORRAL_REQUIRE_SERVER=1`, which turns that into a panic.
-//!
-//! To add a source (e.g. Corral's in-process `TestingServer`), add a [`Backend`] variant
-//! and its arms in [`TestServer`]'s methods.
+//! If the chosen source is not available the test prints why and passes (skips), unless
+//! `CORRAL_REQUIRE_SERVER=1`, which turns that into a panic. The whole suite runs once per
+//! source in CI: against Corral and against Apache ZooKeeper.
 
 #![allow(dead_code)]
 
@@ -58,6 +57,8 @@ enum Backend {
     External(String),
     /// A private Apache ZooKeeper process.
     Zookeeper(ZkProcess),
+    /// Corral's in-process server.
+    Corral(corral_server::testing::TestingServer),
 }
 
 /// A server for one test.
@@ -74,10 +75,19 @@ impl TestServer {
                 backend: Backend::External(addr),
             });
         }
-        match ZkProcess::start().await {
-            Ok(zk) => Some(TestServer {
-                backend: Backend::Zookeeper(zk),
-            }),
+        let started = if std::env::var("CORRAL_TEST_BACKEND").as_deref() == Ok("zookeeper") {
+            ZkProcess::start().await.map(Backend::Zookeeper)
+        } else {
+            corral_server::testing::TestingServer::start_with(|c| {
+                // Reap containers and TTL nodes quickly, as the Apache harness does.
+                c.container_check_interval_ms = 100;
+            })
+            .await
+            .map(Backend::Corral)
+            .map_err(|e| format!("corral TestingServer: {e}"))
+        };
+        match started {
+            Ok(backend) => Some(TestServer { backend }),
             Err(reason) => {
                 if std::env::var("CORRAL_REQUIRE_SERVER").as_deref() == Ok("1") {
                     panic!("no test server: {reason}");
@@ -93,17 +103,18 @@ impl TestServer {
         match &self.backend {
             Backend::External(a) => a.clone(),
             Backend::Zookeeper(zk) => zk.addr(),
+            Backend::Corral(s) => s.connect_string(),
         }
     }
 
     /// Whether [`TestServer::stop`] / [`TestServer::restart`] work.
     pub fn can_restart(&self) -> bool {
-        matches!(self.backend, Backend::Zookeeper(_))
+        matches!(self.backend, Backend::Zookeeper(_) | Backend::Corral(_))
     }
 
     /// Whether containers and TTL nodes are reaped within a second or so.
     pub fn reaps_quickly(&self) -> bool {
-        matches!(self.backend, Backend::Zookeeper(_))
+        matches!(self.backend, Backend::Zookeeper(_) | Backend::Corral(_))
     }
 
     /// Kills the server (like a crash); its data dir and port are kept.
@@ -111,6 +122,7 @@ impl TestServer {
         match &mut self.backend {
             Backend::External(_) => panic!("an external server cannot be stopped"),
             Backend::Zookeeper(zk) => zk.stop(),
+            Backend::Corral(s) => s.stop().await,
         }
     }
 
@@ -119,6 +131,7 @@ impl TestServer {
         match &mut self.backend {
             Backend::External(_) => panic!("an external server cannot be restarted"),
             Backend::Zookeeper(zk) => zk.launch().await.expect("restart the server"),
+            Backend::Corral(s) => s.restart().await.expect("restart the server"),
         }
     }
 }
