@@ -8,7 +8,16 @@
 //!   on_message / tick / on_persisted ──► [ zab core ] ──► Vec<Action> (Send, Persist, Commit)
 //! ```
 //!
-//! The core is filled in by the ensemble work; today the crate only fixes the role names.
+//! [`Peer`] is one server: fast leader election (votes compared by epoch, zxid, id; a newer
+//! round resets the ballot box), then ZAB discovery (a quorum agrees on a new epoch above every
+//! epoch it accepted), synchronisation (DIFF, TRUNC or SNAP per learner) and broadcast
+//! (proposal, durable ack, commit on a quorum, per-follower FIFO).
+
+pub mod message;
+pub mod peer;
+
+pub use message::{Entry, Message, PeerState, ServerId, Vote};
+pub use peer::{epoch_of, zxid, Action, Config, Durable, Peer, ProposeError};
 
 /// The role a server plays in the ensemble.
 ///

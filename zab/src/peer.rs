@@ -1,0 +1,1270 @@
+//! One server of the ensemble as a sans-IO state machine: fast leader election, then ZAB's
+//! discovery, synchronisation and broadcast phases.
+//!
+//! ```text
+//!             ┌────────── timeout / lost quorum / disconnect ──────────┐
+//!             ▼                                                        │
+//!   Looking (election) ──quorum agrees──► Leading: discovery ► sync ► broadcast
+//!                     └────────────────► Following / Observing: info ► sync ► serving
+//! ```
+//!
+//! Inputs are [`Peer::tick`], [`Peer::on_message`], [`Peer::on_persisted`],
+//! [`Peer::on_disconnected`] and [`Peer::propose`]; every call records [`Action`]s that the
+//! shell drains with [`Peer::take_actions`] and performs in order.
+//!
+//! Contract with the shell:
+//! - `PersistEpochs`, `Truncate` and `InstallSnapshot` complete before any later action is
+//!   performed (they are synchronous and durable).
+//! - `Persist` appends to the log asynchronously; the shell reports the highest durable zxid
+//!   with [`Peer::on_persisted`]. Nothing is acknowledged before that.
+//! - `Commit { zxid }` applies every logged entry up to `zxid`, in order, exactly once.
+//! - `SendSnapshot { to, zxid }` sends [`Message::Snap`] with the state as applied so far,
+//!   which is exactly the state at `zxid` when actions are performed in order.
+
+use crate::message::{Entry, Message, PeerState, ServerId, Vote};
+use crate::Role;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The zxid of `counter` in `epoch`.
+pub fn zxid(epoch: u32, counter: u32) -> i64 {
+    (i64::from(epoch) << 32) | i64::from(counter)
+}
+
+/// The epoch of a zxid.
+pub fn epoch_of(zxid: i64) -> u32 {
+    (zxid as u64 >> 32) as u32
+}
+
+/// Static settings of a peer. Limits count ticks of the shell's clock.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This server.
+    pub id: ServerId,
+    /// Voting members (this server included if it votes).
+    pub voters: BTreeSet<ServerId>,
+    /// Observers (never vote, never count for a quorum).
+    pub observers: BTreeSet<ServerId>,
+    /// Ticks a learner may take to connect and sync (`initLimit`).
+    pub init_limit: u64,
+    /// Ticks of silence after which a learner or a leader gives up (`syncLimit`).
+    pub sync_limit: u64,
+    /// Ticks an election waits after a quorum agrees, for a better vote.
+    pub finalize_wait: u64,
+    /// Ticks between re-sent notifications / follower infos / pings.
+    pub resend: u64,
+    /// Entries kept in memory for DIFF syncs; older learners get a snapshot.
+    pub log_window: usize,
+}
+
+/// What this server had on disk at start.
+#[derive(Debug, Clone, Default)]
+pub struct Durable {
+    /// Highest epoch accepted in a LEADERINFO.
+    pub accepted_epoch: u32,
+    /// Epoch of the last NEWLEADER acknowledged.
+    pub current_epoch: u32,
+    /// Last logged zxid (everything logged is applied at start).
+    pub last_zxid: i64,
+    /// The newest logged entries (for DIFF syncs should this server lead).
+    pub recent: Vec<Entry>,
+}
+
+/// Something the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message (best effort; lost messages are recovered by timeouts).
+    Send {
+        /// Recipient.
+        to: ServerId,
+        /// The message.
+        msg: Message,
+    },
+    /// Append entries to the log; report durability with [`Peer::on_persisted`].
+    Persist(Vec<Entry>),
+    /// Durably record the epochs before doing anything else.
+    PersistEpochs {
+        /// Accepted epoch.
+        accepted: u32,
+        /// Current epoch.
+        current: u32,
+    },
+    /// Drop logged entries after `zxid` and rebuild the state from what remains.
+    Truncate {
+        /// Last zxid kept.
+        zxid: i64,
+    },
+    /// Replace the state and the log with a snapshot at `zxid`.
+    InstallSnapshot {
+        /// Its zxid.
+        zxid: i64,
+        /// The serialised state.
+        data: Vec<u8>,
+    },
+    /// Send [`Message::Snap`] with the applied state (at `zxid`) to `to`.
+    SendSnapshot {
+        /// Recipient.
+        to: ServerId,
+        /// The state's zxid.
+        zxid: i64,
+    },
+    /// Apply logged entries up to `zxid`.
+    Commit {
+        /// The commit point.
+        zxid: i64,
+    },
+    /// An application message (forwarded request or its reply) for the shell.
+    Deliver {
+        /// Sender.
+        from: ServerId,
+        /// [`Message::Forward`] or [`Message::Reply`].
+        msg: Message,
+    },
+    /// The role changed; `leader` is known once a learner or leader serves.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The established leader, if serving.
+        leader: Option<ServerId>,
+        /// The established epoch, if serving.
+        epoch: u32,
+    },
+}
+
+/// Why a proposal was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposeError {
+    /// This server is not a serving leader.
+    NotLeader,
+    /// The epoch's zxid counter is exhausted; a new election is under way.
+    EpochExhausted,
+}
+
+#[derive(Debug)]
+struct Election {
+    vote: Vote,
+    /// Votes of this round from voters that are looking (ours included).
+    recv: BTreeMap<ServerId, Vote>,
+    /// Votes of servers that are out of the election (following / leading).
+    out: BTreeMap<ServerId, (Vote, u64, PeerState)>,
+    /// When a quorum agreed on our vote: decide at this tick unless a better vote comes.
+    decide_at: Option<u64>,
+    next_resend: u64,
+    resend_every: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum LearnerPhase {
+    AwaitLeaderInfo,
+    Syncing,
+    Serving,
+}
+
+#[derive(Debug)]
+struct Learner {
+    leader: ServerId,
+    phase: LearnerPhase,
+    last_heard: u64,
+    next_resend: u64,
+    /// NEWLEADER to acknowledge once everything before it is durable.
+    pending_newleader: Option<i64>,
+    /// Proposal zxids to acknowledge once durable.
+    to_ack: VecDeque<i64>,
+    epoch: u32,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum LeaderPhase {
+    Discovery,
+    Sync,
+    Broadcast,
+}
+
+#[derive(Debug)]
+struct LearnerInfo {
+    accepted_epoch: u32,
+    observer: bool,
+}
+
+#[derive(Debug)]
+struct Leader {
+    phase: LeaderPhase,
+    started: u64,
+    new_epoch: u32,
+    infos: BTreeMap<ServerId, LearnerInfo>,
+    epoch_acked: BTreeMap<ServerId, i64>,
+    newleader_acked: BTreeSet<ServerId>,
+    /// Learners that receive proposals/commits (followers) or informs (observers).
+    synced: BTreeSet<ServerId>,
+    last_heard: BTreeMap<ServerId, u64>,
+    /// Outstanding proposals and who has acknowledged them.
+    acks: BTreeMap<i64, BTreeSet<ServerId>>,
+    counter: u32,
+    next_ping: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    Looking(Election),
+    Learning(Learner),
+    Leading(Leader),
+}
+
+/// One server of the ensemble.
+#[derive(Debug)]
+pub struct Peer {
+    cfg: Config,
+    accepted_epoch: u32,
+    current_epoch: u32,
+    /// Last zxid handed to the log (durable or not).
+    last_logged: i64,
+    /// Last zxid the log reported durable.
+    last_durable: i64,
+    /// Last zxid the shell was told to apply.
+    committed: i64,
+    /// Recent entries, in zxid order, for DIFF syncs.
+    log: VecDeque<Entry>,
+    /// The zxid just before the first entry of `log`.
+    log_base: i64,
+    logical_clock: u64,
+    now: u64,
+    state: State,
+    actions: Vec<Action>,
+}
+
+impl Peer {
+    /// A peer that starts looking for a leader at the first [`Peer::start`].
+    pub fn new(cfg: Config, durable: Durable) -> Peer {
+        let mut log: VecDeque<Entry> = durable.recent.into_iter().collect();
+        while log.len() > cfg.log_window.max(1) {
+            log.pop_front();
+        }
+        let log_base = log
+            .front()
+            .map_or(durable.last_zxid, |e| prev_zxid_hint(e.zxid));
+        let vote = Vote {
+            leader: cfg.id,
+            zxid: durable.last_zxid,
+            peer_epoch: durable.current_epoch,
+        };
+        Peer {
+            state: State::Looking(Election {
+                vote,
+                recv: BTreeMap::new(),
+                out: BTreeMap::new(),
+                decide_at: None,
+                next_resend: 0,
+                resend_every: cfg.resend,
+            }),
+            accepted_epoch: durable.accepted_epoch,
+            current_epoch: durable.current_epoch,
+            last_logged: durable.last_zxid,
+            last_durable: durable.last_zxid,
+            committed: durable.last_zxid,
+            log,
+            log_base,
+            logical_clock: 0,
+            now: 0,
+            actions: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// Starts the first election.
+    pub fn start(&mut self) {
+        self.look();
+    }
+
+    /// Drains the actions recorded so far.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> ServerId {
+        self.cfg.id
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        match &self.state {
+            State::Looking(_) => Role::Looking,
+            State::Learning(_) if self.is_observer() => Role::Observing,
+            State::Learning(_) => Role::Following,
+            State::Leading(_) => Role::Leading,
+        }
+    }
+
+    /// Whether this server serves clients with an established leader.
+    pub fn is_serving(&self) -> bool {
+        match &self.state {
+            State::Looking(_) => false,
+            State::Learning(l) => l.phase == LearnerPhase::Serving,
+            State::Leading(l) => l.phase == LeaderPhase::Broadcast,
+        }
+    }
+
+    /// The established leader, when serving.
+    pub fn leader(&self) -> Option<ServerId> {
+        match &self.state {
+            State::Learning(l) if l.phase == LearnerPhase::Serving => Some(l.leader),
+            State::Leading(l) if l.phase == LeaderPhase::Broadcast => Some(self.cfg.id),
+            _ => None,
+        }
+    }
+
+    /// Epochs and zxids, for status output and tests.
+    pub fn status(&self) -> (u32, u32, i64, i64) {
+        (
+            self.accepted_epoch,
+            self.current_epoch,
+            self.last_logged,
+            self.committed,
+        )
+    }
+
+    /// The current vote while looking.
+    pub fn vote(&self) -> Option<Vote> {
+        match &self.state {
+            State::Looking(e) => Some(e.vote),
+            _ => None,
+        }
+    }
+
+    fn is_observer(&self) -> bool {
+        self.cfg.observers.contains(&self.cfg.id)
+    }
+
+    fn quorum(&self, members: impl IntoIterator<Item = ServerId>) -> bool {
+        let n = members
+            .into_iter()
+            .filter(|m| self.cfg.voters.contains(m))
+            .collect::<BTreeSet<_>>()
+            .len();
+        n * 2 > self.cfg.voters.len()
+    }
+
+    fn send(&mut self, to: ServerId, msg: Message) {
+        if to != self.cfg.id {
+            self.actions.push(Action::Send { to, msg });
+        }
+    }
+
+    fn everyone(&self) -> Vec<ServerId> {
+        self.cfg
+            .voters
+            .iter()
+            .chain(self.cfg.observers.iter())
+            .copied()
+            .filter(|s| *s != self.cfg.id)
+            .collect()
+    }
+
+    fn my_vote(&self) -> Vote {
+        Vote {
+            leader: self.cfg.id,
+            zxid: self.last_logged,
+            peer_epoch: self.current_epoch,
+        }
+    }
+
+    fn peer_state(&self) -> PeerState {
+        match &self.state {
+            State::Looking(_) => PeerState::Looking,
+            State::Learning(_) if self.is_observer() => PeerState::Observing,
+            State::Learning(_) => PeerState::Following,
+            State::Leading(_) => PeerState::Leading,
+        }
+    }
+
+    /// The vote we tell others about: while looking our proposal, else the leader we follow.
+    fn current_vote(&self) -> Vote {
+        match &self.state {
+            State::Looking(e) => e.vote,
+            State::Learning(l) => Vote {
+                leader: l.leader,
+                zxid: self.last_logged,
+                peer_epoch: l.epoch,
+            },
+            State::Leading(_) => Vote {
+                leader: self.cfg.id,
+                zxid: self.last_logged,
+                peer_epoch: self.current_epoch,
+            },
+        }
+    }
+
+    fn notification(&self) -> Message {
+        Message::Notification {
+            vote: self.current_vote(),
+            election_epoch: self.logical_clock,
+            state: self.peer_state(),
+        }
+    }
+
+    // ----- election -------------------------------------------------------------------
+
+    fn look(&mut self) {
+        if !matches!(self.state, State::Looking(_)) || self.logical_clock == 0 {
+            self.actions.push(Action::RoleChanged {
+                role: Role::Looking,
+                leader: None,
+                epoch: 0,
+            });
+        }
+        self.logical_clock += 1;
+        let vote = if self.is_observer() {
+            // Observers never propose themselves; they look for the leader.
+            Vote {
+                leader: 0,
+                zxid: i64::MIN,
+                peer_epoch: 0,
+            }
+        } else {
+            self.my_vote()
+        };
+        let mut recv = BTreeMap::new();
+        if !self.is_observer() {
+            recv.insert(self.cfg.id, vote);
+        }
+        self.state = State::Looking(Election {
+            vote,
+            recv,
+            out: BTreeMap::new(),
+            decide_at: None,
+            next_resend: self.now + self.cfg.resend,
+            resend_every: self.cfg.resend,
+        });
+        self.broadcast_notification();
+        self.check_election();
+    }
+
+    fn broadcast_notification(&mut self) {
+        let n = self.notification();
+        for to in self.everyone() {
+            self.send(to, n.clone());
+        }
+    }
+
+    fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
+        let looking = matches!(self.state, State::Looking(_));
+        if !looking {
+            // Tell a looking server who leads.
+            if state == PeerState::Looking {
+                let n = self.notification();
+                self.send(from, n);
+            }
+            return;
+        }
+        let from_voter = self.cfg.voters.contains(&from);
+        match state {
+            PeerState::Looking | PeerState::Observing => {
+                if !from_voter {
+                    let n = self.notification();
+                    self.send(from, n);
+                    return;
+                }
+                let clock = self.logical_clock;
+                let mut changed = false;
+                if epoch > clock {
+                    self.logical_clock = epoch;
+                    let mine = self.my_vote();
+                    let observer = self.is_observer();
+                    let State::Looking(e) = &mut self.state else {
+                        return;
+                    };
+                    e.recv.clear();
+                    e.out.clear();
+                    e.vote = if observer || vote.beats(&mine) {
+                        vote
+                    } else {
+                        mine
+                    };
+                    if !observer {
+                        e.recv.insert(self.cfg.id, e.vote);
+                    }
+                    changed = true;
+                } else if epoch < clock {
+                    let n = self.notification();
+                    self.send(from, n);
+                    return;
+                } else {
+                    let observer = self.is_observer();
+                    let State::Looking(e) = &mut self.state else {
+                        return;
+                    };
+                    if vote.beats(&e.vote) && (!observer || vote.leader != 0) {
+                        e.vote = vote;
+                        if !observer {
+                            e.recv.insert(self.cfg.id, vote);
+                        }
+                        changed = true;
+                    }
+                }
+                if let State::Looking(e) = &mut self.state {
+                    e.recv.insert(from, vote);
+                    if changed {
+                        e.decide_at = None;
+                    }
+                }
+                if changed {
+                    self.broadcast_notification();
+                }
+                self.check_election();
+            }
+            PeerState::Following | PeerState::Leading => {
+                let clock = self.logical_clock;
+                if let State::Looking(e) = &mut self.state {
+                    if epoch == clock && from_voter {
+                        e.recv.insert(from, vote);
+                    }
+                    e.out.insert(from, (vote, epoch, state));
+                }
+                self.check_out_of_election(vote, epoch);
+            }
+        }
+    }
+
+    /// A quorum of this round's votes agrees with our vote: decide after `finalize_wait`.
+    fn check_election(&mut self) {
+        let now = self.now;
+        let wait = self.cfg.finalize_wait;
+        let State::Looking(e) = &self.state else {
+            return;
+        };
+        if e.vote.leader == 0 {
+            return;
+        }
+        let agreeing: Vec<ServerId> = e
+            .recv
+            .iter()
+            .filter(|(_, v)| **v == e.vote)
+            .map(|(s, _)| *s)
+            .collect();
+        let quorum = self.quorum(agreeing);
+        if let State::Looking(e) = &mut self.state {
+            if quorum && e.decide_at.is_none() {
+                e.decide_at = Some(now + wait);
+            }
+        }
+        self.maybe_decide();
+    }
+
+    fn maybe_decide(&mut self) {
+        let State::Looking(e) = &self.state else {
+            return;
+        };
+        match e.decide_at {
+            Some(at) if at <= self.now => {
+                let vote = e.vote;
+                self.decide(vote);
+            }
+            _ => {}
+        }
+    }
+
+    /// Servers already following or leading agree on a leader: join it.
+    fn check_out_of_election(&mut self, vote: Vote, epoch: u64) {
+        let State::Looking(e) = &self.state else {
+            return;
+        };
+        let backers: Vec<ServerId> = e
+            .out
+            .iter()
+            .filter(|(_, (v, ep, _))| v.leader == vote.leader && *ep == epoch)
+            .map(|(s, _)| *s)
+            .collect();
+        let leader_leads = vote.leader != self.cfg.id
+            && e.out
+                .get(&vote.leader)
+                .is_some_and(|(_, _, st)| *st == PeerState::Leading);
+        if self.quorum(backers) && leader_leads {
+            self.logical_clock = self.logical_clock.max(epoch);
+            self.decide(vote);
+        }
+    }
+
+    fn decide(&mut self, vote: Vote) {
+        if vote.leader == self.cfg.id && !self.is_observer() {
+            self.lead();
+        } else {
+            self.learn(vote.leader, vote.peer_epoch);
+        }
+    }
+
+    // ----- learner ----------------------------------------------------------------------
+
+    fn learn(&mut self, leader: ServerId, epoch: u32) {
+        self.state = State::Learning(Learner {
+            leader,
+            phase: LearnerPhase::AwaitLeaderInfo,
+            last_heard: self.now,
+            next_resend: self.now + self.cfg.resend,
+            pending_newleader: None,
+            to_ack: VecDeque::new(),
+            epoch,
+        });
+        self.send_follower_info();
+    }
+
+    fn send_follower_info(&mut self) {
+        let State::Learning(l) = &self.state else {
+            return;
+        };
+        let leader = l.leader;
+        let msg = Message::FollowerInfo {
+            accepted_epoch: self.accepted_epoch,
+            last_zxid: self.last_logged,
+            observer: self.is_observer(),
+        };
+        self.send(leader, msg);
+    }
+
+    fn on_learner_message(&mut self, from: ServerId, msg: Message) {
+        let State::Learning(l) = &mut self.state else {
+            return;
+        };
+        if from != l.leader {
+            return;
+        }
+        l.last_heard = self.now;
+        match msg {
+            Message::LeaderInfo { new_epoch } => {
+                if new_epoch < self.accepted_epoch {
+                    return self.look();
+                }
+                if new_epoch > self.accepted_epoch {
+                    self.accepted_epoch = new_epoch;
+                    self.persist_epochs();
+                }
+                if let State::Learning(l) = &mut self.state {
+                    l.phase = LearnerPhase::Syncing;
+                    l.epoch = new_epoch;
+                }
+                let ack = Message::AckEpoch {
+                    current_epoch: self.current_epoch,
+                    last_zxid: self.last_logged,
+                };
+                self.send(from, ack);
+            }
+            Message::Trunc { zxid } => {
+                self.actions.push(Action::Truncate { zxid });
+                self.log.retain(|e| e.zxid <= zxid);
+                self.last_logged = zxid;
+                self.last_durable = self.last_durable.min(zxid);
+                self.committed = self.committed.min(zxid);
+                if self.log.is_empty() {
+                    self.log_base = zxid;
+                }
+            }
+            Message::Diff { entries } => {
+                if let Some(last) = entries.last() {
+                    self.last_logged = last.zxid;
+                    self.log.extend(entries.iter().cloned());
+                    self.trim_log();
+                    self.actions.push(Action::Persist(entries));
+                }
+            }
+            Message::Snap { zxid, data } => {
+                self.actions.push(Action::InstallSnapshot { zxid, data });
+                self.log.clear();
+                self.log_base = zxid;
+                self.last_logged = zxid;
+                self.last_durable = zxid;
+                self.committed = zxid;
+            }
+            Message::Proposal(entry) => {
+                if entry.zxid <= self.last_logged {
+                    return; // a duplicate
+                }
+                self.last_logged = entry.zxid;
+                if let State::Learning(l) = &mut self.state {
+                    l.to_ack.push_back(entry.zxid);
+                }
+                self.log.push_back(entry.clone());
+                self.trim_log();
+                self.actions.push(Action::Persist(vec![entry]));
+            }
+            Message::Inform(entry) => {
+                if entry.zxid > self.last_logged {
+                    self.last_logged = entry.zxid;
+                    self.log.push_back(entry.clone());
+                    self.trim_log();
+                    self.actions.push(Action::Persist(vec![entry.clone()]));
+                }
+                self.commit_to(entry.zxid);
+            }
+            Message::NewLeader { zxid } => {
+                let epoch = epoch_of(zxid);
+                if epoch != self.accepted_epoch {
+                    return self.look();
+                }
+                self.current_epoch = epoch;
+                self.persist_epochs();
+                if let State::Learning(l) = &mut self.state {
+                    l.pending_newleader = Some(zxid);
+                }
+                self.maybe_ack_newleader();
+            }
+            Message::UpToDate => {
+                if let State::Learning(l) = &mut self.state {
+                    if l.phase != LearnerPhase::Serving {
+                        l.phase = LearnerPhase::Serving;
+                        let (leader, epoch) = (l.leader, self.current_epoch);
+                        let role = self.role();
+                        self.actions.push(Action::RoleChanged {
+                            role,
+                            leader: Some(leader),
+                            epoch,
+                        });
+                    }
+                }
+            }
+            Message::Commit { zxid } => self.commit_to(zxid),
+            Message::Ping => self.send(from, Message::Ping),
+            Message::Forward(_) | Message::Reply(_) => {
+                self.actions.push(Action::Deliver { from, msg })
+            }
+            Message::Notification { .. }
+            | Message::FollowerInfo { .. }
+            | Message::AckEpoch { .. }
+            | Message::AckNewLeader { .. }
+            | Message::Ack { .. } => {}
+        }
+    }
+
+    fn maybe_ack_newleader(&mut self) {
+        let durable = self.last_durable >= self.last_logged;
+        let State::Learning(l) = &mut self.state else {
+            return;
+        };
+        if let (Some(z), true) = (l.pending_newleader, durable) {
+            l.pending_newleader = None;
+            let leader = l.leader;
+            self.send(leader, Message::AckNewLeader { zxid: z });
+        }
+    }
+
+    fn commit_to(&mut self, zxid: i64) {
+        let target = zxid.min(self.last_logged);
+        if target > self.committed {
+            self.committed = target;
+            self.actions.push(Action::Commit { zxid: target });
+        }
+    }
+
+    // ----- leader -------------------------------------------------------------------------
+
+    fn lead(&mut self) {
+        self.state = State::Leading(Leader {
+            phase: LeaderPhase::Discovery,
+            started: self.now,
+            new_epoch: 0,
+            infos: BTreeMap::new(),
+            epoch_acked: BTreeMap::new(),
+            newleader_acked: BTreeSet::new(),
+            synced: BTreeSet::new(),
+            last_heard: BTreeMap::new(),
+            acks: BTreeMap::new(),
+            counter: 0,
+            next_ping: self.now,
+        });
+        self.check_discovery();
+    }
+
+    fn leader_mut(&mut self) -> Option<&mut Leader> {
+        match &mut self.state {
+            State::Leading(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn check_discovery(&mut self) {
+        let me = self.cfg.id;
+        let Some(l) = self.leader_mut() else { return };
+        if l.phase != LeaderPhase::Discovery {
+            return;
+        }
+        let members: Vec<ServerId> = l.infos.keys().copied().chain([me]).collect();
+        if !self.quorum(members) {
+            return;
+        }
+        let accepted = self.accepted_epoch;
+        let Some(l) = self.leader_mut() else { return };
+        let max = l
+            .infos
+            .values()
+            .map(|i| i.accepted_epoch)
+            .chain([accepted])
+            .max()
+            .unwrap_or(0);
+        let new_epoch = max + 1;
+        l.new_epoch = new_epoch;
+        l.phase = LeaderPhase::Sync;
+        let learners: Vec<ServerId> = l.infos.keys().copied().collect();
+        self.accepted_epoch = new_epoch;
+        self.persist_epochs();
+        for to in learners {
+            self.send(to, Message::LeaderInfo { new_epoch });
+        }
+    }
+
+    fn on_leader_message(&mut self, from: ServerId, msg: Message) {
+        let now = self.now;
+        let Some(l) = self.leader_mut() else { return };
+        l.last_heard.insert(from, now);
+        match msg {
+            Message::FollowerInfo {
+                accepted_epoch,
+                observer,
+                ..
+            } => {
+                // A learner (re)joining starts over.
+                l.synced.remove(&from);
+                l.epoch_acked.remove(&from);
+                l.newleader_acked.remove(&from);
+                l.infos.insert(
+                    from,
+                    LearnerInfo {
+                        accepted_epoch,
+                        observer,
+                    },
+                );
+                match l.phase {
+                    LeaderPhase::Discovery => self.check_discovery(),
+                    _ => {
+                        let new_epoch = l.new_epoch;
+                        self.send(from, Message::LeaderInfo { new_epoch });
+                    }
+                }
+            }
+            Message::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                if (current_epoch, last_zxid) > (self.current_epoch, self.last_logged)
+                    && self.cfg.voters.contains(&from)
+                {
+                    // A learner has history we lack: we must not lead.
+                    return self.look();
+                }
+                let Some(l) = self.leader_mut() else { return };
+                l.epoch_acked.insert(from, last_zxid);
+                if l.phase == LeaderPhase::Broadcast {
+                    self.sync_learner(from, last_zxid);
+                    return;
+                }
+                self.check_epoch_quorum();
+            }
+            Message::AckNewLeader { zxid } => {
+                let epoch = l.new_epoch;
+                if epoch_of(zxid) != epoch {
+                    return;
+                }
+                l.newleader_acked.insert(from);
+                if l.phase == LeaderPhase::Broadcast {
+                    self.finish_sync(from);
+                } else {
+                    self.check_established();
+                }
+            }
+            Message::Ack { zxid } => {
+                if let Some(set) = l.acks.get_mut(&zxid) {
+                    set.insert(from);
+                }
+                self.try_commit();
+            }
+            Message::Ping => {}
+            Message::Forward(_) | Message::Reply(_) => {
+                self.actions.push(Action::Deliver { from, msg })
+            }
+            _ => {}
+        }
+    }
+
+    fn check_epoch_quorum(&mut self) {
+        let me = self.cfg.id;
+        let current = self.current_epoch;
+        let Some(l) = self.leader_mut() else { return };
+        if l.phase != LeaderPhase::Sync || l.new_epoch == current {
+            // Already past the epoch quorum: sync newcomers directly.
+            if l.phase == LeaderPhase::Sync && l.new_epoch == current {
+                let pending: Vec<(ServerId, i64)> = l
+                    .epoch_acked
+                    .iter()
+                    .filter(|(s, _)| !l.synced.contains(s))
+                    .map(|(s, z)| (*s, *z))
+                    .collect();
+                for (s, z) in pending {
+                    self.sync_learner(s, z);
+                }
+            }
+            return;
+        }
+        let members: Vec<ServerId> = l.epoch_acked.keys().copied().chain([me]).collect();
+        if !self.quorum(members) {
+            return;
+        }
+        let Some(l) = self.leader_mut() else { return };
+        let new_epoch = l.new_epoch;
+        let acked: Vec<(ServerId, i64)> = l.epoch_acked.iter().map(|(s, z)| (*s, *z)).collect();
+        self.current_epoch = new_epoch;
+        self.persist_epochs();
+        for (s, z) in acked {
+            self.sync_learner(s, z);
+        }
+        self.check_established();
+    }
+
+    /// Brings learner `to` (whose log ends at `last`) up to this leader's history.
+    fn sync_learner(&mut self, to: ServerId, last: i64) {
+        let Some(l) = self.leader_mut() else { return };
+        let observer = l.infos.get(&to).is_some_and(|i| i.observer);
+        let broadcasting = l.phase == LeaderPhase::Broadcast;
+        let new_epoch = l.new_epoch;
+        l.synced.insert(to);
+        // Established leaders send committed history as a diff and outstanding proposals as
+        // proposals (so followers acknowledge them); before that, everything is history.
+        let upto = if broadcasting || observer {
+            self.committed
+        } else {
+            self.last_logged
+        };
+        let in_log = |z: i64| z == self.log_base || self.log.iter().any(|e| e.zxid == z);
+        let diff_from = if last == upto {
+            None
+        } else if last > upto {
+            self.send(to, Message::Trunc { zxid: upto });
+            None
+        } else if last >= self.log_base && in_log(last) {
+            Some(last)
+        } else if last > self.log_base {
+            let prev = self
+                .log
+                .iter()
+                .map(|e| e.zxid)
+                .filter(|z| *z < last)
+                .max()
+                .unwrap_or(self.log_base);
+            self.send(to, Message::Trunc { zxid: prev });
+            Some(prev)
+        } else {
+            // Too far behind for a diff: ship the applied state, then what follows it.
+            self.actions.push(Action::SendSnapshot {
+                to,
+                zxid: self.committed,
+            });
+            Some(self.committed)
+        };
+        if let Some(from) = diff_from {
+            let entries: Vec<Entry> = self
+                .log
+                .iter()
+                .filter(|e| e.zxid > from && e.zxid <= upto)
+                .cloned()
+                .collect();
+            if !entries.is_empty() {
+                self.send(to, Message::Diff { entries });
+            }
+        }
+        if broadcasting && !observer {
+            let outstanding: Vec<Entry> = self
+                .log
+                .iter()
+                .filter(|e| e.zxid > self.committed)
+                .cloned()
+                .collect();
+            for e in outstanding {
+                self.send(to, Message::Proposal(e));
+            }
+        }
+        self.send(
+            to,
+            Message::NewLeader {
+                zxid: zxid(new_epoch, 0),
+            },
+        );
+    }
+
+    fn finish_sync(&mut self, to: ServerId) {
+        let committed = self.committed;
+        self.send(to, Message::Commit { zxid: committed });
+        self.send(to, Message::UpToDate);
+    }
+
+    fn check_established(&mut self) {
+        let me = self.cfg.id;
+        let durable = self.last_durable >= self.last_logged;
+        let current = self.current_epoch;
+        let Some(l) = self.leader_mut() else { return };
+        if l.phase != LeaderPhase::Sync || l.new_epoch != current {
+            return;
+        }
+        let mut members: Vec<ServerId> = l.newleader_acked.iter().copied().collect();
+        if durable {
+            members.push(me);
+        }
+        if !self.quorum(members) {
+            return;
+        }
+        let Some(l) = self.leader_mut() else { return };
+        l.phase = LeaderPhase::Broadcast;
+        let acked: Vec<ServerId> = l.newleader_acked.iter().copied().collect();
+        let epoch = l.new_epoch;
+        // The adopted history is committed.
+        let last = self.last_logged;
+        if last > self.committed {
+            self.committed = last;
+            self.actions.push(Action::Commit { zxid: last });
+        }
+        for s in acked {
+            self.finish_sync(s);
+        }
+        self.actions.push(Action::RoleChanged {
+            role: Role::Leading,
+            leader: Some(me),
+            epoch,
+        });
+    }
+
+    /// Proposes `data` as the next transaction. Only a serving leader accepts.
+    ///
+    /// # Errors
+    /// [`ProposeError::NotLeader`] when not a serving leader; [`ProposeError::EpochExhausted`]
+    /// when the zxid counter ran out (the leader steps down so a new epoch starts).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<i64, ProposeError> {
+        let voters = self.cfg.voters.clone();
+        let Some(l) = self.leader_mut() else {
+            return Err(ProposeError::NotLeader);
+        };
+        if l.phase != LeaderPhase::Broadcast {
+            return Err(ProposeError::NotLeader);
+        }
+        if l.counter == u32::MAX {
+            self.look();
+            return Err(ProposeError::EpochExhausted);
+        }
+        l.counter += 1;
+        let z = zxid(l.new_epoch, l.counter);
+        l.acks.insert(z, BTreeSet::new());
+        let followers: Vec<ServerId> = l
+            .synced
+            .iter()
+            .copied()
+            .filter(|s| voters.contains(s))
+            .collect();
+        let entry = Entry { zxid: z, data };
+        self.last_logged = z;
+        self.log.push_back(entry.clone());
+        self.actions.push(Action::Persist(vec![entry.clone()]));
+        for f in followers {
+            self.send(f, Message::Proposal(entry.clone()));
+        }
+        Ok(z)
+    }
+
+    /// Test and tooling hook: sets the zxid counter of a serving leader.
+    pub fn set_counter_for_test(&mut self, counter: u32) {
+        if let Some(l) = self.leader_mut() {
+            l.counter = counter;
+        }
+    }
+
+    fn try_commit(&mut self) {
+        let me = self.cfg.id;
+        let durable = self.last_durable;
+        loop {
+            let Some(l) = self.leader_mut() else { return };
+            if l.phase != LeaderPhase::Broadcast {
+                return;
+            }
+            let Some((&z, acks)) = l.acks.iter().next() else {
+                return;
+            };
+            let mut members: Vec<ServerId> = acks.iter().copied().collect();
+            if durable >= z {
+                members.push(me);
+            }
+            if !self.quorum(members) {
+                return;
+            }
+            let Some(l) = self.leader_mut() else { return };
+            l.acks.remove(&z);
+            let learners: Vec<(ServerId, bool)> = l
+                .synced
+                .iter()
+                .map(|s| (*s, l.infos.get(s).is_some_and(|i| i.observer)))
+                .collect();
+            self.committed = z;
+            self.actions.push(Action::Commit { zxid: z });
+            let entry = self.log.iter().rev().find(|e| e.zxid == z).cloned();
+            for (s, observer) in learners {
+                if observer {
+                    if let Some(e) = &entry {
+                        self.send(s, Message::Inform(e.clone()));
+                    }
+                } else {
+                    self.send(s, Message::Commit { zxid: z });
+                }
+            }
+            self.trim_log();
+        }
+    }
+
+    // ----- common -------------------------------------------------------------------------
+
+    fn persist_epochs(&mut self) {
+        self.actions.push(Action::PersistEpochs {
+            accepted: self.accepted_epoch,
+            current: self.current_epoch,
+        });
+    }
+
+    fn trim_log(&mut self) {
+        while self.log.len() > self.cfg.log_window.max(1) {
+            match self.log.front() {
+                Some(e) if e.zxid <= self.committed => {
+                    let e = self.log.pop_front().expect("front");
+                    self.log_base = e.zxid;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// A message from `from`.
+    pub fn on_message(&mut self, from: ServerId, msg: Message) {
+        match msg {
+            Message::Notification {
+                vote,
+                election_epoch,
+                state,
+            } => self.on_notification(from, vote, election_epoch, state),
+            other => match &self.state {
+                State::Looking(_) => {}
+                State::Learning(_) => self.on_learner_message(from, other),
+                State::Leading(_) => self.on_leader_message(from, other),
+            },
+        }
+    }
+
+    /// The log is durable up to `zxid`.
+    pub fn on_persisted(&mut self, zxid: i64) {
+        if zxid <= self.last_durable {
+            return;
+        }
+        self.last_durable = zxid;
+        match &mut self.state {
+            State::Learning(l) => {
+                let leader = l.leader;
+                let mut acks = Vec::new();
+                while l.to_ack.front().is_some_and(|z| *z <= zxid) {
+                    acks.push(l.to_ack.pop_front().expect("front"));
+                }
+                for z in acks {
+                    self.send(leader, Message::Ack { zxid: z });
+                }
+                self.maybe_ack_newleader();
+            }
+            State::Leading(_) => {
+                self.check_established();
+                self.try_commit();
+            }
+            State::Looking(_) => {}
+        }
+    }
+
+    /// The connection to `peer` broke.
+    pub fn on_disconnected(&mut self, peer: ServerId) {
+        match &mut self.state {
+            State::Learning(l) if l.leader == peer => self.look(),
+            State::Leading(l) => {
+                l.synced.remove(&peer);
+                l.infos.remove(&peer);
+                l.epoch_acked.remove(&peer);
+                l.newleader_acked.remove(&peer);
+                l.last_heard.remove(&peer);
+                self.check_leader_quorum();
+            }
+            _ => {}
+        }
+    }
+
+    fn check_leader_quorum(&mut self) {
+        let me = self.cfg.id;
+        let now = self.now;
+        let limit = self.cfg.sync_limit;
+        let Some(l) = self.leader_mut() else { return };
+        if l.phase != LeaderPhase::Broadcast {
+            return;
+        }
+        let alive: Vec<ServerId> = l
+            .synced
+            .iter()
+            .copied()
+            .filter(|s| {
+                l.last_heard
+                    .get(s)
+                    .is_some_and(|t| now.saturating_sub(*t) <= limit)
+            })
+            .chain([me])
+            .collect();
+        if !self.quorum(alive) {
+            self.look();
+        }
+    }
+
+    /// One tick of the shell's clock.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        let now = self.now;
+        match &mut self.state {
+            State::Looking(e) => {
+                if now >= e.next_resend {
+                    e.resend_every = (e.resend_every * 2).min(self.cfg.resend * 16).max(1);
+                    e.next_resend = now + e.resend_every;
+                    self.broadcast_notification();
+                }
+                self.maybe_decide();
+            }
+            State::Learning(l) => {
+                let limit = if l.phase == LearnerPhase::Serving {
+                    self.cfg.sync_limit
+                } else {
+                    self.cfg.init_limit
+                };
+                if now.saturating_sub(l.last_heard) > limit {
+                    return self.look();
+                }
+                if l.phase == LearnerPhase::AwaitLeaderInfo && now >= l.next_resend {
+                    l.next_resend = now + self.cfg.resend;
+                    self.send_follower_info();
+                }
+            }
+            State::Leading(l) => {
+                if l.phase != LeaderPhase::Broadcast
+                    && now.saturating_sub(l.started) > self.cfg.init_limit
+                {
+                    return self.look();
+                }
+                if now >= l.next_ping {
+                    l.next_ping = now + self.cfg.resend;
+                    let learners: Vec<ServerId> = l.infos.keys().copied().collect();
+                    for s in learners {
+                        self.send(s, Message::Ping);
+                    }
+                }
+                self.check_leader_quorum();
+            }
+        }
+    }
+
+    /// Sends an application message to `to` (e.g. a forwarded request to the leader).
+    pub fn send_app(&mut self, to: ServerId, msg: Message) {
+        self.send(to, msg);
+    }
+}
+
+/// A zxid to treat as "just before" `z` when nothing older is known.
+fn prev_zxid_hint(z: i64) -> i64 {
+    z - 1
+}
