@@ -130,6 +130,24 @@ pub fn java_hash_order(hashes: &[u32]) -> Vec<usize> {
     v.into_iter().map(|(_, i)| i).collect()
 }
 
+/// The order of a Java `HashSet` *clone* of a set iterated in `order` (indexes into `hashes`):
+/// the clone's table has `tableSizeFor(len / 0.75 + 1)` bins and is filled in the original
+/// iteration order. Apache ZooKeeper answers getEphemerals from such a clone.
+pub fn java_clone_order(hashes: &[u32], order: &[usize]) -> Vec<usize> {
+    let want = (hashes.len() as f64 / 0.75) as usize + 1;
+    let n = want.next_power_of_two().max(1);
+    let mut v: Vec<(usize, usize, usize)> = order
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| {
+            let h = hashes[i];
+            (((h ^ (h >> 16)) as usize) & (n - 1), pos, i)
+        })
+        .collect();
+    v.sort_unstable();
+    v.into_iter().map(|(_, _, i)| i).collect()
+}
+
 /// Orders a connection's ids as Apache ZooKeeper iterates them: its auth info is a
 /// hash set of Jute `Id` records, so the order is the hash-table order. whoAmI and the `auth`
 /// ACL expansion show it.

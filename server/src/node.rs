@@ -977,17 +977,22 @@ impl Node {
             Request::GetEphemerals(r) => {
                 let session = self.conns.get(&conn).and_then(|c| c.session).unwrap_or(0);
                 let all = r.path.is_empty() || r.path == "/";
-                // A set in ZooKeeper (its order is unspecified); we answer in creation order.
+                // ZooKeeper answers from a clone of the session's HashSet of ephemerals, filtered
+                // by prefix: reproduce that order (creation order standing in for insertion).
                 let mut list: Vec<(i64, String)> = self
                     .tree
                     .ephemerals(session)
-                    .filter(|p| all || p.starts_with(&r.path))
                     .map(|p| (self.tree.get(p).map_or(0, |n| n.stat.czxid), p.clone()))
                     .collect();
                 list.sort();
-                Ok(Response::GetEphemerals(
-                    list.into_iter().map(|(_, p)| p).collect(),
-                ))
+                let hashes: Vec<u32> = list.iter().map(|(_, p)| acl::java_string_hash(p)).collect();
+                let original = acl::java_hash_order(&hashes);
+                let ordered = acl::java_clone_order(&hashes, &original)
+                    .into_iter()
+                    .map(|i| list[i].1.clone())
+                    .filter(|p| all || p.starts_with(&r.path))
+                    .collect();
+                Ok(Response::GetEphemerals(ordered))
             }
             Request::Sync(r) => Ok(Response::Sync(r.path.clone())),
             Request::WhoAmI => Ok(Response::WhoAmI(

@@ -213,8 +213,15 @@ class Server:
             try:
                 reply = four_letter(self.port, "ruok", timeout=1.0)
                 if reply == "imok":
-                    return
-                last = f"ruok answered {reply!r}"
+                    # ZooKeeper answers ruok before its request pipeline runs and then
+                    # drops the first sessions ("ZooKeeperServer not running"); srvr
+                    # only shows "Mode:" once it is serving.
+                    srvr = four_letter(self.port, "srvr", timeout=1.0)
+                    if "Mode: " in srvr:
+                        return
+                    last = f"ruok ok, srvr answered {srvr!r}"
+                else:
+                    last = f"ruok answered {reply!r}"
             except OSError as e:
                 last = f"{type(e).__name__}: {e}"
             time.sleep(0.05)
