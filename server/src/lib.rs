@@ -17,6 +17,7 @@ pub mod admin;
 pub mod config;
 pub mod net;
 pub mod node;
+pub mod peer;
 pub mod prep;
 pub mod server;
 pub mod session;

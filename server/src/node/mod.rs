@@ -26,6 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+mod quorum;
+pub use quorum::Quorum;
+
 /// What the node sends to a connection task.
 #[derive(Debug)]
 pub enum Out {
@@ -84,6 +87,29 @@ pub enum NodeMsg {
         /// Connection id.
         conn: ConnId,
     },
+    /// A peer link came up; messages for `peer` go to `tx` from now on.
+    PeerUp {
+        /// The other server.
+        peer: u64,
+        /// Link id (a later link replaces an earlier one).
+        link: u64,
+        /// Outgoing messages of the link.
+        tx: crate::peer::link::LinkTx,
+    },
+    /// A peer link broke.
+    PeerDown {
+        /// The other server.
+        peer: u64,
+        /// Link id.
+        link: u64,
+    },
+    /// A message from another server.
+    PeerMessage {
+        /// The sender.
+        from: u64,
+        /// The message.
+        msg: corral_zab::Message,
+    },
     /// A four-letter word.
     FourLetter {
         /// The word.
@@ -107,7 +133,10 @@ enum Origin {
         timeout_ms: i32,
         read_only: Option<bool>,
     },
+    /// Nobody here waits for it (server-internal, or a write from another server's client).
     Internal,
+    /// Came from elsewhere (the leader's proposal); a local client may be waiting for it.
+    Remote,
 }
 
 /// What a write request needs to shape its reply after apply.
@@ -127,6 +156,14 @@ struct InFlight {
 #[derive(Debug)]
 enum Queued {
     Write(i64),
+    /// A request sent to the leader, answered when its commit (or sync reply) comes back.
+    Forwarded {
+        cxid: i32,
+        conn: ConnId,
+        shape: ReqShape,
+        at: Instant,
+        sync_path: Option<String>,
+    },
     Read {
         conn: ConnId,
         xid: i32,
@@ -191,7 +228,14 @@ pub struct Node {
     started: Instant,
     stats: ServerStats,
     last_sweep_ms: i64,
+    /// Quorum mode: the ZAB core and what goes with it; `None` for a standalone server.
+    quorum: Option<Quorum>,
+    /// Set when the node must stop (storage failure, broken invariant).
+    fatal: Option<String>,
 }
+
+/// Length of one tick of the ZAB core in quorum mode.
+pub const PEER_TICK_MS: u64 = 20;
 
 fn wall_ms() -> i64 {
     SystemTime::now()
@@ -207,6 +251,7 @@ impl Node {
         sessions: SessionTracker,
         log: Log,
         log_events: mpsc::UnboundedSender<LogEvent>,
+        quorum: Option<Quorum>,
     ) -> Self {
         let next_zxid = tree.last_zxid() + 1;
         let prep = Prep::new(PrepConfig {
@@ -229,6 +274,8 @@ impl Node {
             started: Instant::now(),
             stats: ServerStats::default(),
             last_sweep_ms: 0,
+            quorum,
+            fatal: None,
         }
     }
 
@@ -243,10 +290,22 @@ impl Node {
         mut log_rx: mpsc::UnboundedReceiver<LogEvent>,
         shutdown: CancellationToken,
     ) {
-        let tick = Duration::from_millis(u64::from(self.cfg.tick_time_ms.clamp(10, 100)));
+        let tick = if self.quorum.is_some() {
+            Duration::from_millis(PEER_TICK_MS)
+        } else {
+            Duration::from_millis(u64::from(self.cfg.tick_time_ms.clamp(10, 100)))
+        };
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.quorum.is_some() {
+            self.quorum_start();
+        }
         loop {
+            if let Some(reason) = self.fatal.take() {
+                tracing::error!(%reason, "stopping the server");
+                shutdown.cancel();
+                break;
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -272,6 +331,9 @@ impl Node {
                     self.flush_log();
                 }
                 _ = timer.tick() => {
+                    if self.quorum.is_some() {
+                        self.quorum_tick();
+                    }
                     self.on_tick();
                     self.flush_log();
                 }
@@ -293,8 +355,33 @@ impl Node {
             } => self.on_connect(conn, peer, req, tx),
             NodeMsg::Request { conn, xid, req, at } => self.on_request(conn, xid, req, at),
             NodeMsg::Closed { conn } => self.on_closed(conn),
+            NodeMsg::PeerUp { peer, link, tx } => {
+                if self.quorum.is_some() {
+                    self.peer_up(peer, link, tx);
+                }
+            }
+            NodeMsg::PeerDown { peer, link } => {
+                if self.quorum.is_some() {
+                    self.peer_down(peer, link);
+                }
+            }
+            NodeMsg::PeerMessage { from, msg } => {
+                if self.quorum.is_some() {
+                    self.peer_message(from, msg);
+                }
+            }
             NodeMsg::FourLetter { cmd, reply } => {
-                let text = admin::render(&cmd, &self.admin_view());
+                let serving = self.quorum.as_ref().is_none_or(|q| q.serving());
+                let always = [
+                    "ruok", "conf", "envi", "dirs", "crst", "srst", "gtmk", "stmk",
+                ];
+                let text = if serving || always.contains(&cmd.as_str()) {
+                    admin::render(&cmd, &self.admin_view())
+                } else if cmd == "isro" {
+                    "null".into()
+                } else {
+                    "This ZooKeeper instance is not currently serving requests\n".into()
+                };
                 let _ = reply.send(text);
             }
         }
@@ -349,6 +436,12 @@ impl Node {
                 stats,
             },
         );
+        if self.quorum.as_ref().is_some_and(|q| !q.serving()) {
+            debug!(conn, "not serving: closing a new client connection");
+            self.send(conn, Out::Close("server is not serving"));
+            self.drop_conn(conn);
+            return;
+        }
         if req.last_zxid_seen > self.tree.last_zxid() {
             warn!(
                 conn,
@@ -365,6 +458,10 @@ impl Node {
         let ro = req.read_only.map(|_| false);
         if req.session_id == 0 {
             let id = self.sessions.next_session_id();
+            if self.quorum.as_ref().is_some_and(|q| !q.leading()) {
+                self.forward_create_session(conn, id, timeout, ro);
+                return;
+            }
             let hdr = self.header(id, 0, OpCode::CreateSession);
             self.stage(InFlight {
                 hdr,
@@ -444,6 +541,10 @@ impl Node {
     }
 
     fn on_tick(&mut self) {
+        if self.quorum.as_ref().is_some_and(|q| !q.leading()) {
+            // Only the leader expires sessions and sweeps containers.
+            return;
+        }
         let now = self.now_ms();
         for id in self.sessions.expired(now) {
             info!(session = %format_args!("0x{id:x}"), "expiring session: timeout exceeded");
@@ -461,8 +562,12 @@ impl Node {
     }
 
     fn close_session(&mut self, id: i64, origin: Option<Origin>) {
+        self.close_session_as(id, 0, origin);
+    }
+
+    fn close_session_as(&mut self, id: i64, cxid: i32, origin: Option<Origin>) {
         self.sessions.set_closing(id);
-        let hdr = self.header(id, 0, OpCode::CloseSession);
+        let hdr = self.header(id, cxid, OpCode::CloseSession);
         let ctx = PrepCtx {
             tree: &self.tree,
             session: id,
@@ -500,6 +605,16 @@ impl Node {
         }
         let now = self.now_ms();
         self.sessions.touch(session, now);
+        if let Some(q) = self.quorum.as_mut() {
+            if !q.serving() {
+                self.send(conn, Out::Close("server is not serving"));
+                self.drop_conn(conn);
+                return;
+            }
+            if !q.leading() {
+                q.touched.insert(session);
+            }
+        }
 
         // Auth packets are handled at once, outside the session's order.
         if let Ok(Request::Auth(a)) = &req {
@@ -564,6 +679,10 @@ impl Node {
                 ),
                 r => ReqShape::Op(r.op()),
             };
+            if self.quorum.as_ref().is_some_and(|q| !q.leading()) {
+                self.forward_request(session, conn, xid, req, shape, at);
+                return;
+            }
             if matches!(req, Request::CloseSession) {
                 let origin = Origin::Client {
                     conn,
@@ -575,7 +694,7 @@ impl Node {
                     .entry(session)
                     .or_default()
                     .push_back(Queued::Write(self.next_zxid));
-                self.close_session(session, Some(origin));
+                self.close_session_as(session, xid, Some(origin));
                 return;
             }
             let ids = self
@@ -593,7 +712,19 @@ impl Node {
                 .entry(session)
                 .or_default()
                 .push_back(Queued::Write(self.next_zxid));
-            self.prep_write(session, &req, origin, &ids);
+            self.prep_write_as(session, xid, &req, origin, &ids);
+            return;
+        }
+        if let (Some(q), Ok(Request::Sync(p))) = (self.quorum.as_ref(), &req) {
+            // In an ensemble a sync waits until this server has applied what the leader had
+            // proposed when the sync reached it.
+            let path = p.path.clone();
+            if q.leading() {
+                self.leader_sync(session, conn, xid, path);
+            } else {
+                let req = req.expect("checked Ok");
+                self.forward_request(session, conn, xid, req, ReqShape::Op(OpCode::Sync), at);
+            }
             return;
         }
         self.enqueue_read(session, conn, xid, req, at);
@@ -628,10 +759,10 @@ impl Node {
     }
 
     fn prep_write(&mut self, session: i64, req: &Request, origin: Origin, ids: &[Id]) {
-        let xid = match &origin {
-            Origin::Client { xid, .. } => *xid,
-            _ => 0,
-        };
+        self.prep_write_as(session, 0, req, origin, ids);
+    }
+
+    fn prep_write_as(&mut self, session: i64, xid: i32, req: &Request, origin: Origin, ids: &[Id]) {
         let mut hdr = self.header(session, xid, req.op());
         let ctx = PrepCtx {
             tree: &self.tree,
@@ -656,6 +787,10 @@ impl Node {
         if self.staged == 0 {
             return;
         }
+        if self.quorum.is_some() {
+            self.propose_staged();
+            return;
+        }
         let start = self.in_flight.len() - self.staged;
         let batch: Vec<(TxnHeader, Txn)> = self
             .in_flight
@@ -671,12 +806,20 @@ impl Node {
     /// Applies, in order, every logged transaction up to `zxid`. Staged entries always have
     /// higher zxids than logged ones, so they are never applied early.
     fn on_durable(&mut self, zxid: i64) {
+        if self.quorum.is_some() {
+            self.quorum_durable(zxid);
+            return;
+        }
         while self.in_flight.len() > self.staged
             && self.in_flight.front().is_some_and(|f| f.hdr.zxid <= zxid)
         {
             let f = self.in_flight.pop_front().expect("front exists");
             self.apply(f);
         }
+        self.maybe_snapshot();
+    }
+
+    fn maybe_snapshot(&mut self) {
         if self.log.wants_snapshot() {
             // A copy-on-write clone between two transactions: consistent, and O(1).
             let data = SnapshotData {
@@ -694,6 +837,10 @@ impl Node {
 
     fn apply(&mut self, f: InFlight) {
         let InFlight { hdr, txn, origin } = f;
+        let origin = match origin {
+            Origin::Remote => self.local_origin(&hdr, &txn),
+            o => o,
+        };
         let mut triggers = Vec::new();
         let mut stats: Vec<Option<Stat>> = Vec::new();
         match &txn {
@@ -736,7 +883,7 @@ impl Node {
             _ => {}
         }
         match origin {
-            Origin::Internal => {}
+            Origin::Internal | Origin::Remote => {}
             Origin::CreateSession {
                 conn,
                 timeout_ms,
@@ -756,6 +903,9 @@ impl Node {
                             read_only,
                         }),
                     );
+                } else if self.quorum.as_ref().is_some_and(|q| !q.leading()) {
+                    // The client left before its session was created: the leader ends it.
+                    self.forward_close_orphan(id);
                 } else {
                     // The client left before its session was created: end it.
                     self.close_session(id, None);
@@ -776,19 +926,34 @@ impl Node {
                     self.drop_conn(conn);
                     return;
                 }
-                self.after_write(hdr.client_id, hdr.zxid);
+                self.after_write(hdr.client_id, hdr.zxid, hdr.cxid);
             }
         }
     }
 
     /// Pops the session's write marker and runs the reads that were waiting behind it.
-    fn after_write(&mut self, session: i64, zxid: i64) {
+    fn after_write(&mut self, session: i64, zxid: i64, cxid: i32) {
         let Some(q) = self.queues.get_mut(&session) else {
             return;
         };
-        if matches!(q.front(), Some(Queued::Write(z)) if *z == zxid) {
-            q.pop_front();
+        match q.front() {
+            Some(Queued::Write(z)) if *z == zxid => {
+                q.pop_front();
+            }
+            Some(Queued::Forwarded {
+                cxid: c,
+                sync_path: None,
+                ..
+            }) if *c == cxid => {
+                q.pop_front();
+            }
+            _ => {}
         }
+        self.drain_reads(session);
+    }
+
+    /// Runs the reads at the front of the session's queue, up to its next pending write.
+    fn drain_reads(&mut self, session: i64) {
         loop {
             let Some(q) = self.queues.get_mut(&session) else {
                 return;
@@ -799,7 +964,7 @@ impl Node {
                         self.execute_read(conn, xid, req, at);
                     }
                 }
-                Some(Queued::Write(_)) => return,
+                Some(Queued::Write(_) | Queued::Forwarded { .. }) => return,
                 None => {
                     self.queues.remove(&session);
                     return;
@@ -1145,7 +1310,15 @@ impl Node {
             conns,
             outstanding: self.in_flight.len(),
             started: self.started,
-            mode: "standalone",
+            mode: match self.quorum.as_ref() {
+                None => "standalone",
+                Some(q) => match q.role {
+                    corral_zab::Role::Leading => "leader",
+                    corral_zab::Role::Following => "follower",
+                    corral_zab::Role::Observing => "observer",
+                    _ => "looking",
+                },
+            },
         }
     }
 }

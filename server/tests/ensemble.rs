@@ -1,0 +1,202 @@
+//! Replicated ensembles over real sockets (in-process `TestingCluster`).
+
+mod common;
+
+use common::{closed_by_server, Raw};
+use corral_proto::{Acl, CreateRequest, ErrorCode, Jute, PathWatchRequest, Request, Stat};
+use corral_server::testing::TestingCluster;
+use std::time::Duration;
+
+const ELECTION: Duration = Duration::from_secs(15);
+
+fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: Acl::open_unsafe(),
+        flags,
+    })
+}
+
+fn get(path: &str) -> Request {
+    Request::GetData(PathWatchRequest {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+async fn sync(c: &mut Raw, path: &str) {
+    let (h, _) = c
+        .call(&Request::Sync(corral_proto::PathRequest {
+            path: path.into(),
+        }))
+        .await;
+    assert_eq!(h.err, 0, "sync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_elect_one_leader_and_replicate_writes() {
+    let cluster = TestingCluster::start(3).await.unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let modes: Vec<Option<String>> = {
+        let mut v = Vec::new();
+        for id in cluster.ids() {
+            v.push(cluster.mode(id).await);
+        }
+        v
+    };
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count(),
+        2
+    );
+
+    // A write through each server, read back from every server after a sync.
+    for id in cluster.ids() {
+        let mut c = Raw::connect(cluster.addr(id)).await;
+        let (h, _) = c.call(&create(&format!("/from-{id}"), b"v", 0)).await;
+        assert_eq!(h.err, 0, "write through server {id} (leader {leader})");
+    }
+    for id in cluster.ids() {
+        let mut c = Raw::connect(cluster.addr(id)).await;
+        sync(&mut c, "/").await;
+        for w in cluster.ids() {
+            let (h, _) = c.call(&get(&format!("/from-{w}"))).await;
+            assert_eq!(h.err, 0, "server {id} sees the write made through {w}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_failover_keeps_acknowledged_writes() {
+    let mut cluster = TestingCluster::start(3).await.unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let mut c = Raw::connect(cluster.addr(follower)).await;
+    for i in 0..50 {
+        let (h, _) = c.call(&create(&format!("/k{i}"), b"x", 0)).await;
+        assert_eq!(h.err, 0);
+    }
+    cluster.stop(leader).await;
+    let next = cluster.wait_for_leader(ELECTION).await.unwrap();
+    assert_ne!(next, leader);
+    for id in cluster.ids().into_iter().filter(|id| *id != leader) {
+        let mut c = Raw::connect(cluster.addr(id)).await;
+        sync(&mut c, "/").await;
+        for i in 0..50 {
+            let (h, _) = c.call(&get(&format!("/k{i}"))).await;
+            assert_eq!(h.err, 0, "server {id} lost /k{i}");
+        }
+        let (h, _) = c.call(&create(&format!("/after-{id}"), b"y", 0)).await;
+        assert_eq!(h.err, 0, "writes continue with a minority down");
+    }
+    // The old leader comes back as a follower and catches up.
+    cluster.restart(leader).await.unwrap();
+    cluster.wait_for_leader(ELECTION).await.unwrap();
+    let mut c = Raw::connect(cluster.addr(leader)).await;
+    sync(&mut c, "/").await;
+    let (h, body) = c.call(&get("/k49")).await;
+    assert_eq!(h.err, 0);
+    let _ = body;
+    for id in cluster.ids().into_iter().filter(|id| *id != leader) {
+        let (h, _) = c.call(&get(&format!("/after-{id}"))).await;
+        assert_eq!(h.err, 0, "the restarted server caught up with /after-{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_writes_stop_and_clients_are_turned_away() {
+    let mut cluster = TestingCluster::start(3).await.unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    cluster.stop(others[0]).await;
+    cluster.stop(others[1]).await;
+    // The leader steps down once it hears from no quorum, and stops serving.
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    while cluster.mode(leader).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leader kept serving alone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut s = tokio::net::TcpStream::connect(cluster.addr(leader))
+        .await
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let req = corral_proto::ConnectRequest {
+        timeout_ms: 30_000,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+        ..Default::default()
+    };
+    s.write_all(&common::frame(|v| req.write(v))).await.unwrap();
+    assert!(closed_by_server(&mut s).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_servers_with_its_ephemerals() {
+    let cluster = TestingCluster::start(3).await.unwrap();
+    cluster.wait_for_leader(ELECTION).await.unwrap();
+    let ids = cluster.ids();
+    let mut c = Raw::connect(cluster.addr(ids[0])).await;
+    let (h, _) = c.call(&create("/eph", b"e", 1)).await;
+    assert_eq!(h.err, 0);
+    let session = c.session.clone();
+    drop(c);
+    let mut moved = Raw::connect_with(
+        cluster.addr(ids[1]),
+        corral_proto::ConnectRequest {
+            session_id: session.session_id,
+            passwd: session.passwd.clone(),
+            timeout_ms: 30_000,
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(
+        moved.session.session_id, session.session_id,
+        "session resumed"
+    );
+    let (h, body) = moved
+        .call(&Request::Exists(PathWatchRequest {
+            path: "/eph".into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        Stat::from_bytes(&body).unwrap().ephemeral_owner,
+        session.session_id
+    );
+    let (h, _) = moved.call(&Request::CloseSession).await;
+    assert_eq!(h.err, 0);
+    let mut other = Raw::connect(cluster.addr(ids[2])).await;
+    sync(&mut other, "/").await;
+    let (h, _) = other
+        .call(&Request::Exists(PathWatchRequest {
+            path: "/eph".into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(
+        h.err,
+        ErrorCode::NoNode.code(),
+        "ephemeral gone with the session"
+    );
+}
