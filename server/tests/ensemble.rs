@@ -200,3 +200,111 @@ async fn a_session_moves_between_servers_with_its_ephemerals() {
         "ephemeral gone with the session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_serves_reads_and_forwards_writes_but_never_votes() {
+    let mut cluster = TestingCluster::start_with(2, 1, |_| {}).await.unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    assert_eq!(cluster.mode(3).await.as_deref(), Some("observer"));
+    let mut obs = Raw::connect(cluster.addr(3)).await;
+    let (h, _) = obs.call(&create("/via-observer", b"o", 0)).await;
+    assert_eq!(h.err, 0, "the observer forwards writes");
+    let mut c = Raw::connect(cluster.addr(leader)).await;
+    let (h, _) = c.call(&get("/via-observer")).await;
+    assert_eq!(h.err, 0);
+    let (h, _) = c.call(&create("/via-leader", b"l", 0)).await;
+    assert_eq!(h.err, 0);
+    sync(&mut obs, "/").await;
+    let (h, _) = obs.call(&get("/via-leader")).await;
+    assert_eq!(h.err, 0, "the observer learns committed writes");
+    // With one of the two voters gone there is no quorum, observer or not.
+    let other_voter = if leader == 1 { 2 } else { 1 };
+    cluster.stop(other_voter).await;
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    while cluster.mode(leader).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an observer counted for the quorum"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemerals_vanish_everywhere_when_a_dead_clients_session_expires() {
+    let cluster = TestingCluster::start_with(3, 0, |c| c.tick_time_ms = 100)
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let mut owner = Raw::connect_with(
+        cluster.addr(follower),
+        corral_proto::ConnectRequest {
+            timeout_ms: 400,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (h, _) = owner.call(&create("/lease", b"", 1)).await;
+    assert_eq!(h.err, 0);
+    let mut watcher = Raw::connect(cluster.addr(leader)).await;
+    let (h, _) = watcher
+        .call(&Request::Exists(PathWatchRequest {
+            path: "/lease".into(),
+            watch: true,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    // The owner goes silent: the leader expires its session and every server drops it.
+    assert!(closed_by_server(&mut owner.stream).await);
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, watcher.next_event())
+            .await
+            .expect("NodeDeleted in time")
+            .expect("connection open");
+        if ev.path == "/lease" && ev.event_type == corral_proto::EventType::NodeDeleted as i32 {
+            break;
+        }
+    }
+    for id in cluster.ids() {
+        let mut c = Raw::connect(cluster.addr(id)).await;
+        sync(&mut c, "/").await;
+        let (h, _) = c.call(&get("/lease")).await;
+        assert_eq!(
+            h.err,
+            ErrorCode::NoNode.code(),
+            "server {id} still has the ephemeral"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_servers_survive_two_failures_and_an_isolated_server_catches_up() {
+    let mut cluster = TestingCluster::start(5).await.unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    cluster.stop(others[0]).await;
+    cluster.isolate(others[1]);
+    let mut c = Raw::connect(cluster.addr(leader)).await;
+    for i in 0..20 {
+        let (h, _) = c.call(&create(&format!("/five-{i}"), b"5", 0)).await;
+        assert_eq!(h.err, 0, "3 of 5 still make a quorum");
+    }
+    cluster.heal(others[1]);
+    cluster.restart(others[0]).await.unwrap();
+    cluster.wait_for_leader(ELECTION).await.unwrap();
+    for id in [others[0], others[1]] {
+        let mut c = Raw::connect(cluster.addr(id)).await;
+        sync(&mut c, "/").await;
+        let (h, _) = c.call(&get("/five-19")).await;
+        assert_eq!(h.err, 0, "server {id} caught up");
+    }
+}
