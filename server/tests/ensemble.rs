@@ -308,3 +308,50 @@ async fn five_servers_survive_two_failures_and_an_isolated_server_catches_up() {
         assert_eq!(h.err, 0, "server {id} caught up");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_read_only_mode_still_serves_reads() {
+    let mut cluster = TestingCluster::start_with(3, 0, |c| c.read_only_mode = true)
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let mut c = Raw::connect(cluster.addr(leader)).await;
+    let (h, _) = c.call(&create("/kept", b"k", 0)).await;
+    assert_eq!(h.err, 0);
+    drop(c);
+    let survivor = leader;
+    for id in cluster.ids().into_iter().filter(|id| *id != survivor) {
+        cluster.stop(id).await;
+    }
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    while cluster.mode(survivor).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kept serving without a quorum"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        corral_server::testing::four_letter(cluster.addr(survivor), "isro")
+            .await
+            .unwrap(),
+        "ro"
+    );
+    let mut ro = Raw::connect_with(
+        cluster.addr(survivor),
+        corral_proto::ConnectRequest {
+            timeout_ms: 30_000,
+            passwd: vec![0; 16],
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("a read-only session");
+    assert_eq!(ro.session.read_only, Some(true));
+    let (h, body) = ro.call(&get("/kept")).await;
+    assert_eq!(h.err, 0, "reads are served from the local tree");
+    assert!(body.starts_with(&[0, 0, 0, 1, b'k']));
+    let (h, _) = ro.call(&create("/refused", b"", 0)).await;
+    assert_eq!(h.err, ErrorCode::NotReadOnly.code());
+}

@@ -178,6 +178,8 @@ struct Conn {
     session: Option<i64>,
     ids: Vec<Id>,
     stats: ConnInfo,
+    /// Served by a server without a quorum in read-only mode: reads only.
+    read_only: bool,
 }
 
 /// Counters for four-letter words.
@@ -378,7 +380,12 @@ impl Node {
                 let text = if serving || always.contains(&cmd.as_str()) {
                     admin::render(&cmd, &self.admin_view())
                 } else if cmd == "isro" {
-                    "null".into()
+                    if self.cfg.read_only_mode {
+                        "ro"
+                    } else {
+                        "null"
+                    }
+                    .into()
                 } else {
                     "This ZooKeeper instance is not currently serving requests\n".into()
                 };
@@ -434,9 +441,14 @@ impl Node {
                 session: None,
                 ids: vec![Id::new("ip", peer.ip().to_string())],
                 stats,
+                read_only: false,
             },
         );
         if self.quorum.as_ref().is_some_and(|q| !q.serving()) {
+            if self.cfg.read_only_mode && req.read_only == Some(true) {
+                self.connect_read_only(conn, &req);
+                return;
+            }
             debug!(conn, "not serving: closing a new client connection");
             self.send(conn, Out::Close("server is not serving"));
             self.drop_conn(conn);
@@ -513,6 +525,36 @@ impl Node {
                 }),
             );
         }
+    }
+
+    /// Read-only mode: a client that accepts a read-only server gets a session known only
+    /// here (a resumed session keeps its id), reads only, until the quorum is back.
+    fn connect_read_only(&mut self, conn: ConnId, req: &ConnectRequest) {
+        let min = self.cfg.min_session_timeout() as i32;
+        let max = self.cfg.max_session_timeout() as i32;
+        let timeout = req.timeout_ms.clamp(min, max);
+        let id = if req.session_id != 0 && req.passwd == session_password(req.session_id) {
+            req.session_id
+        } else {
+            self.sessions.next_session_id()
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.read_only = true;
+            c.session = Some(id);
+            c.stats.session = id;
+            c.stats.timeout_ms = timeout;
+        }
+        info!(session = %format_args!("0x{id:x}"), conn, "read-only session");
+        self.send(
+            conn,
+            Out::Connected(ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: timeout,
+                session_id: id,
+                passwd: session_password(id).to_vec(),
+                read_only: Some(true),
+            }),
+        );
     }
 
     fn bind(&mut self, conn: ConnId, session: i64, timeout_ms: i32) {
@@ -605,6 +647,33 @@ impl Node {
         }
         let now = self.now_ms();
         self.sessions.touch(session, now);
+        let read_only = self.conns.get(&conn).is_some_and(|c| c.read_only);
+        if read_only {
+            // Read-only mode: reads are served from this server's tree, writes refused.
+            let write = matches!(&req, Ok(r) if r.op().is_write() || matches!(r, Request::Sync(_)));
+            if write && !matches!(req, Ok(Request::CloseSession)) {
+                self.reply(conn, xid, -1, Err(ErrorCode::NotReadOnly));
+            } else if matches!(req, Ok(Request::CloseSession)) {
+                self.reply(conn, xid, self.tree.last_zxid(), Ok(Response::Empty));
+                self.send(conn, Out::Close("session closed"));
+            } else if !matches!(req, Ok(Request::Auth(_))) {
+                self.execute_read(conn, xid, req, at);
+            } else if let Ok(Request::Auth(a)) = &req {
+                let ok = acl::authenticate(
+                    &a.scheme,
+                    a.auth.as_deref().unwrap_or(&[]),
+                    self.cfg.super_digest.as_deref(),
+                );
+                let res = ok.map(|ids| {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.ids.extend(ids);
+                    }
+                    Response::Empty
+                });
+                self.reply(conn, xid, 0, res);
+            }
+            return;
+        }
         if let Some(q) = self.quorum.as_mut() {
             if !q.serving() {
                 self.send(conn, Out::Close("server is not serving"));

@@ -533,6 +533,19 @@ impl Node {
         if was_serving && (!self.q().serving() || was_leading != self.q().leading()) {
             self.stop_serving();
         }
+        if !was_serving && self.q().serving() {
+            // Read-only clients move to a read-write connection now that the quorum is back.
+            let ro: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.read_only)
+                .map(|(id, _)| *id)
+                .collect();
+            for c in ro {
+                self.send(c, Out::Close("quorum is back: reconnect read-write"));
+                self.drop_conn(c);
+            }
+        }
         if self.q().leading() {
             // A new leader numbers its epoch from 1, starts prep afresh over the applied
             // tree, and gives every session a full timeout to show up.
