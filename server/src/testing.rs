@@ -208,12 +208,12 @@ impl TestingCluster {
         }
         let faults = std::sync::Arc::new(crate::peer::link::FaultHook::default());
         let mut members = Vec::new();
-        for i in 0..total {
+        for (i, client_port) in client_ports.into_iter().enumerate() {
             let id = (i + 1) as u64;
             let dir = root.join(format!("server{id}"));
             std::fs::create_dir_all(&dir)?;
             let mut cfg = ServerConfig {
-                client_port: client_ports[i],
+                client_port,
                 data_dir: dir,
                 four_letter_whitelist: crate::config::FourLetterWhitelist::All,
                 extended_types_enabled: true,

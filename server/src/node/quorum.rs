@@ -103,7 +103,7 @@ impl Node {
         let report = q.ticks % 5 == 0 && !q.touched.is_empty() && !q.leading();
         if report {
             let ids: Vec<i64> = std::mem::take(&mut q.touched).into_iter().collect();
-            self.to_leader(ToLeader::Touch(ids));
+            self.send_to_leader(ToLeader::Touch(ids));
         }
         self.drain_peer();
     }
@@ -151,7 +151,7 @@ impl Node {
         }
     }
 
-    fn to_leader(&mut self, m: ToLeader) -> bool {
+    fn send_to_leader(&mut self, m: ToLeader) -> bool {
         let q = self.q();
         let Some(leader) = q.leader else {
             return false;
@@ -425,7 +425,7 @@ impl Node {
                 None,
             ),
         };
-        if !self.to_leader(m) {
+        if !self.send_to_leader(m) {
             self.send(conn, Out::Close("no connection to the leader"));
             return;
         }
@@ -462,7 +462,7 @@ impl Node {
 
     /// A session whose client left before its creation committed: ask the leader to end it.
     pub(super) fn forward_close_orphan(&mut self, session: i64) {
-        self.to_leader(ToLeader::CloseSession { session, cxid: 0 });
+        self.send_to_leader(ToLeader::CloseSession { session, cxid: 0 });
     }
 
     /// A session created on a learner: the leader commits it, then we answer.
@@ -473,7 +473,7 @@ impl Node {
         timeout_ms: i32,
         read_only: Option<bool>,
     ) {
-        if !self.to_leader(ToLeader::CreateSession {
+        if !self.send_to_leader(ToLeader::CreateSession {
             session,
             timeout_ms,
         }) {
