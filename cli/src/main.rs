@@ -1,5 +1,6 @@
-//! corral-cli: a zkCli-compatible shell (filled in by the client work).
+//! `corral-cli`: a zkCli-compatible shell; see the `corral_cli` library docs.
+
 fn main() {
-    eprintln!("corral-cli: not built yet");
-    std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(corral_cli::run(&args));
 }

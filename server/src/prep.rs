@@ -269,7 +269,11 @@ impl Prep {
 
     /// The transaction that ends `ctx.session`, deleting its ephemerals.
     pub fn close_session(&mut self, ctx: &PrepCtx<'_>) -> Txn {
-        let mut paths: Vec<String> = ctx.tree.ephemerals(ctx.session).cloned().collect();
+        let mut paths: Vec<String> = ctx
+            .tree
+            .ephemerals(ctx.session)
+            .map(str::to_owned)
+            .collect();
         paths.extend(
             self.changes
                 .iter()

@@ -12,11 +12,47 @@ use corral_proto::{
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// Persistent (structurally shared) map: cloning the tree is O(1), which is what lets a
-/// snapshot be taken without stopping writes.
-type PMap<K, V> = imbl::HashMap<K, V>;
-/// Persistent set, for children lists that a snapshot clone shares.
-type PSet<T> = imbl::HashSet<T>;
+/// Persistent (structurally shared) B-tree map: cloning the tree is O(1), which is what lets a
+/// snapshot be taken without stopping writes. A B-tree keeps its nodes dense, so it costs a
+/// few bytes per entry where a persistent hash trie costs hundreds.
+type PMap<K, V> = imbl::OrdMap<K, V>;
+/// Persistent set, for children lists and indexes that a snapshot clone shares.
+type PSet<T> = imbl::OrdSet<T>;
+
+/// A node's children: their full paths, sharing the allocation of the node map's key, and
+/// no set at all for the many nodes without children.
+#[derive(Debug, Clone, Default)]
+pub struct Children(Option<PSet<Arc<str>>>);
+
+impl Children {
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.len())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The children's names (last path component), in path order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().flat_map(|s| s.iter()).map(|p| name(p))
+    }
+
+    fn insert(&mut self, child_path: Arc<str>) {
+        self.0.get_or_insert_with(PSet::new).insert(child_path);
+    }
+
+    fn remove(&mut self, child_path: &str) {
+        if let Some(s) = &mut self.0 {
+            s.remove(child_path);
+            if s.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
 
 /// One node of the tree.
 #[derive(Debug, Clone)]
@@ -27,8 +63,8 @@ pub struct Znode {
     pub acl: Arc<Vec<Acl>>,
     /// Persisted Stat fields; `data_length` and `num_children` are derived on read.
     pub stat: Stat,
-    /// Names of the children.
-    pub children: PSet<Arc<str>>,
+    /// The children.
+    pub children: Children,
 }
 
 impl Znode {
@@ -78,10 +114,10 @@ pub enum Trigger {
 /// The in-memory tree. `Clone` is cheap (structural sharing), so a snapshot is a clone.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: PMap<Arc<str>, Znode>,
-    ephemerals: PMap<i64, imbl::OrdSet<String>>,
-    containers: PSet<String>,
-    ttls: PSet<String>,
+    nodes: PMap<Arc<str>, Arc<Znode>>,
+    ephemerals: PMap<i64, PSet<Arc<str>>>,
+    containers: PSet<Arc<str>>,
+    ttls: PSet<Arc<str>>,
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
     last_zxid: i64,
     data_bytes: u64,
@@ -116,21 +152,21 @@ impl DataTree {
             ("/zookeeper/quota", open),
             ("/zookeeper/config", read),
         ] {
+            let key: Arc<str> = Arc::from(p);
             t.nodes.insert(
-                p.into(),
-                Znode {
+                key.clone(),
+                Arc::new(Znode {
                     data: Some(Arc::from(&b""[..])),
                     acl,
                     stat: Stat::default(),
-                    children: PSet::new(),
-                },
+                    children: Children::default(),
+                }),
             );
             if p != "/" {
-                t.nodes
-                    .get_mut(parent(p))
+                t.node_mut(parent(p))
                     .expect("system parent")
                     .children
-                    .insert(name(p).into());
+                    .insert(key);
             }
         }
         t
@@ -139,9 +175,14 @@ impl DataTree {
     /// The node at `path` (`""` names the root too, as in ZooKeeper).
     pub fn get(&self, path: &str) -> Option<&Znode> {
         if path.is_empty() {
-            return self.nodes.get("/");
+            return self.nodes.get("/").map(|n| &**n);
         }
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
+    }
+
+    /// The node at `path` for a change: copied first if a snapshot still shares it.
+    fn node_mut(&mut self, path: &str) -> Option<&mut Znode> {
+        self.nodes.get_mut(path).map(Arc::make_mut)
     }
 
     /// Number of nodes, counted as ZooKeeper's `Node count` does (the root twice).
@@ -166,8 +207,12 @@ impl DataTree {
     }
 
     /// Ephemerals owned by `session`, sorted.
-    pub fn ephemerals(&self, session: i64) -> impl Iterator<Item = &String> {
-        self.ephemerals.get(&session).into_iter().flatten()
+    pub fn ephemerals(&self, session: i64) -> impl Iterator<Item = &str> {
+        self.ephemerals
+            .get(&session)
+            .into_iter()
+            .flat_map(|s| s.iter())
+            .map(|p| &**p)
     }
 
     /// Sessions that own ephemerals, with their paths, sorted by session.
@@ -175,7 +220,7 @@ impl DataTree {
         let mut v: Vec<_> = self
             .ephemerals
             .iter()
-            .map(|(k, set)| (*k, set.iter().cloned().collect()))
+            .map(|(k, set)| (*k, set.iter().map(|p| p.to_string()).collect()))
             .collect();
         v.sort();
         v
@@ -192,11 +237,15 @@ impl DataTree {
             return 0;
         };
         let mut n = 0;
-        let mut stack: Vec<String> = node.children.iter().map(|c| join(path, c)).collect();
-        while let Some(p) = stack.pop() {
-            n += 1;
-            if let Some(node) = self.nodes.get(p.as_str()) {
-                stack.extend(node.children.iter().map(|c| join(&p, c)));
+        let mut stack: Vec<&Znode> = vec![node];
+        while let Some(node) = stack.pop() {
+            if let Some(set) = &node.children.0 {
+                for child in set.iter() {
+                    n += 1;
+                    if let Some(c) = self.nodes.get(child) {
+                        stack.push(c);
+                    }
+                }
             }
         }
         n
@@ -217,17 +266,17 @@ impl DataTree {
     pub fn expired_containers_and_ttls(&self, now_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in self.containers.iter() {
-            if let Some(n) = self.nodes.get(p.as_str()) {
+            if let Some(n) = self.nodes.get(p) {
                 if n.children.is_empty() && n.stat.cversion > 0 {
-                    out.push(p.clone());
+                    out.push(p.to_string());
                 }
             }
         }
         for p in self.ttls.iter() {
-            if let Some(n) = self.nodes.get(p.as_str()) {
+            if let Some(n) = self.nodes.get(p) {
                 let ttl = ttl_of_owner(n.stat.ephemeral_owner).unwrap_or(i64::MAX);
                 if n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl {
-                    out.push(p.clone());
+                    out.push(p.to_string());
                 }
             }
         }
@@ -287,10 +336,7 @@ impl DataTree {
             ),
             Txn::Delete(t) | Txn::DeleteContainer(t) => self.delete(hdr.zxid, &t.path, triggers),
             Txn::SetData(t) => {
-                let node = self
-                    .nodes
-                    .get_mut(t.path.as_str())
-                    .ok_or(ErrorCode::NoNode)?;
+                let node = self.node_mut(&t.path).ok_or(ErrorCode::NoNode)?;
                 let old = node.data.as_ref().map_or(0, |d| d.len()) as u64;
                 node.data = t.data.as_deref().map(Arc::from);
                 node.stat.version = t.version;
@@ -303,17 +349,14 @@ impl DataTree {
             }
             Txn::SetAcl(t) => {
                 let acl = self.intern_acl(t.acl.clone());
-                let node = self
-                    .nodes
-                    .get_mut(t.path.as_str())
-                    .ok_or(ErrorCode::NoNode)?;
+                let node = self.node_mut(&t.path).ok_or(ErrorCode::NoNode)?;
                 node.acl = acl;
                 node.stat.aversion = t.version;
                 Ok(())
             }
             Txn::CloseSession(t) => {
                 let mut paths: BTreeSet<String> = t.paths_to_delete.iter().cloned().collect();
-                paths.extend(self.ephemerals(hdr.client_id).cloned());
+                paths.extend(self.ephemerals(hdr.client_id).map(str::to_owned));
                 for p in paths {
                     let owned = self
                         .nodes
@@ -355,8 +398,9 @@ impl DataTree {
         }
         let parent_path = parent(path);
         let acl = self.intern_acl(acl.to_vec());
-        let parent_node = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        parent_node.children.insert(name(path).into());
+        let key: Arc<str> = Arc::from(path);
+        let parent_node = self.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent_node.children.insert(key.clone());
         if parent_cversion > parent_node.stat.cversion {
             parent_node.stat.cversion = parent_cversion;
         }
@@ -374,24 +418,15 @@ impl DataTree {
         };
         self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
         self.nodes.insert(
-            path.into(),
-            Znode {
+            key.clone(),
+            Arc::new(Znode {
                 data: data.as_deref().map(Arc::from),
                 acl,
                 stat,
-                children: PSet::new(),
-            },
+                children: Children::default(),
+            }),
         );
-        if owner == CONTAINER_EPHEMERAL_OWNER {
-            self.containers.insert(path.to_owned());
-        } else if ttl_of_owner(owner).is_some() {
-            self.ttls.insert(path.to_owned());
-        } else if owner != 0 {
-            self.ephemerals
-                .entry(owner)
-                .or_default()
-                .insert(path.to_owned());
-        }
+        self.index(key, owner);
         triggers.push(Trigger::Created(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Ok(())
@@ -425,9 +460,9 @@ impl DataTree {
             }
         }
         let parent_path = parent(path);
-        if let Some(p) = self.nodes.get_mut(parent_path) {
+        if let Some(p) = self.node_mut(parent_path) {
             // The stored cversion counts creates only; see `Znode::stat`.
-            p.children.remove(name(path));
+            p.children.remove(path);
             if zxid > p.stat.pzxid {
                 p.stat.pzxid = zxid;
             }
@@ -444,13 +479,24 @@ impl DataTree {
         self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
         self.nodes.insert(
             path.into(),
-            Znode {
+            Arc::new(Znode {
                 data: data.map(Arc::from),
                 acl,
                 stat,
-                children: PSet::new(),
-            },
+                children: Children::default(),
+            }),
         );
+    }
+
+    /// Records `path` in the ephemeral / container / TTL index its owner calls for.
+    fn index(&mut self, path: Arc<str>, owner: i64) {
+        if owner == CONTAINER_EPHEMERAL_OWNER {
+            self.containers.insert(path);
+        } else if ttl_of_owner(owner).is_some() {
+            self.ttls.insert(path);
+        } else if owner != 0 {
+            self.ephemerals.entry(owner).or_default().insert(path);
+        }
     }
 
     /// Links children to parents and rebuilds the ephemeral, container and TTL indexes after
@@ -463,26 +509,17 @@ impl DataTree {
         self.ephemerals = PMap::new();
         self.containers = PSet::new();
         self.ttls = PSet::new();
-        for p in &paths {
-            if &**p == "/" {
+        for p in paths {
+            if &*p == "/" {
                 continue;
             }
-            let parent_path = parent(p);
-            let Some(pn) = self.nodes.get_mut(parent_path) else {
+            let parent_path = parent(&p);
+            let Some(pn) = self.node_mut(parent_path) else {
                 return Err(format!("node {p} has no parent {parent_path}"));
             };
-            pn.children.insert(Arc::from(name(p)));
-            let owner = self.nodes.get(&**p).map_or(0, |n| n.stat.ephemeral_owner);
-            if owner == CONTAINER_EPHEMERAL_OWNER {
-                self.containers.insert(p.to_string());
-            } else if ttl_of_owner(owner).is_some() {
-                self.ttls.insert(p.to_string());
-            } else if owner != 0 {
-                self.ephemerals
-                    .entry(owner)
-                    .or_default()
-                    .insert(p.to_string());
-            }
+            pn.children.insert(p.clone());
+            let owner = self.nodes.get(&*p).map_or(0, |n| n.stat.ephemeral_owner);
+            self.index(p, owner);
         }
         self.last_zxid = last_zxid;
         Ok(())
@@ -518,9 +555,10 @@ impl DataTree {
         total
     }
 
-    /// Iterates over every node (for snapshots and dumps).
+    /// Iterates over every node in path order, parents before their children (for
+    /// snapshots and dumps).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
-        self.nodes.iter().map(|(k, v)| (&**k, v))
+        self.nodes.iter().map(|(k, v)| (&**k, &**v))
     }
 }
 

@@ -9,6 +9,16 @@ use std::time::Duration;
 
 const ELECTION: Duration = Duration::from_secs(15);
 
+/// Logs to the test output when CORRAL_TEST_LOG is set (e.g. `info`, `debug`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("CORRAL_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 fn create(path: &str, data: &[u8], flags: i32) -> Request {
     Request::Create(CreateRequest {
         path: path.into(),
@@ -78,6 +88,7 @@ async fn three_servers_elect_one_leader_and_replicate_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_failover_keeps_acknowledged_writes() {
+    init_logs();
     let mut cluster = TestingCluster::start(3).await.unwrap();
     let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
     let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();

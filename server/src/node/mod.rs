@@ -1179,7 +1179,7 @@ impl Node {
             }
             Request::GetChildren(r) | Request::GetChildren2(r) => {
                 let n = self.read_node(&r.path, perms::READ, ids)?;
-                let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
+                let children: Vec<String> = n.children.names().map(str::to_owned).collect();
                 let stat = n.stat();
                 if r.watch {
                     self.watches.add_child(&r.path, conn);
@@ -1216,7 +1216,7 @@ impl Node {
                 let mut list: Vec<(i64, String)> = self
                     .tree
                     .ephemerals(session)
-                    .map(|p| (self.tree.get(p).map_or(0, |n| n.stat.czxid), p.clone()))
+                    .map(|p| (self.tree.get(p).map_or(0, |n| n.stat.czxid), p.to_owned()))
                     .collect();
                 list.sort();
                 let hashes: Vec<u32> = list.iter().map(|(_, p)| acl::java_string_hash(p)).collect();
@@ -1255,7 +1255,7 @@ impl Node {
                         Request::GetChildren(g) => {
                             self.read_node(&g.path, perms::READ, ids).map(|n| {
                                 MultiResult::GetChildren(
-                                    n.children.iter().map(|c| c.to_string()).collect(),
+                                    n.children.names().map(str::to_owned).collect(),
                                 )
                             })
                         }
