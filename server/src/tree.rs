@@ -121,6 +121,8 @@ pub struct DataTree {
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
     last_zxid: i64,
     data_bytes: u64,
+    /// Sum of every node's hash, kept current on each change (see [`DataTree::digest`]).
+    digest: u64,
 }
 
 impl Default for DataTree {
@@ -143,6 +145,7 @@ impl DataTree {
             acl_cache: HashMap::new(),
             last_zxid: 0,
             data_bytes: 0,
+            digest: 0,
         };
         let open = t.intern_acl(Acl::open_unsafe());
         let read = t.intern_acl(Acl::read_unsafe());
@@ -169,6 +172,7 @@ impl DataTree {
                     .insert(key);
             }
         }
+        t.digest = t.full_digest();
         t
     }
 
@@ -336,12 +340,14 @@ impl DataTree {
             ),
             Txn::Delete(t) | Txn::DeleteContainer(t) => self.delete(hdr.zxid, &t.path, triggers),
             Txn::SetData(t) => {
-                let node = self.node_mut(&t.path).ok_or(ErrorCode::NoNode)?;
-                let old = node.data.as_ref().map_or(0, |d| d.len()) as u64;
-                node.data = t.data.as_deref().map(Arc::from);
-                node.stat.version = t.version;
-                node.stat.mzxid = hdr.zxid;
-                node.stat.mtime = hdr.time;
+                let mut old = 0;
+                self.update(&t.path, |node| {
+                    old = node.data.as_ref().map_or(0, |d| d.len()) as u64;
+                    node.data = t.data.as_deref().map(Arc::from);
+                    node.stat.version = t.version;
+                    node.stat.mzxid = hdr.zxid;
+                    node.stat.mtime = hdr.time;
+                })?;
                 self.data_bytes =
                     self.data_bytes - old + t.data.as_ref().map_or(0, |d| d.len()) as u64;
                 triggers.push(Trigger::DataChanged(t.path.clone()));
@@ -349,10 +355,10 @@ impl DataTree {
             }
             Txn::SetAcl(t) => {
                 let acl = self.intern_acl(t.acl.clone());
-                let node = self.node_mut(&t.path).ok_or(ErrorCode::NoNode)?;
-                node.acl = acl;
-                node.stat.aversion = t.version;
-                Ok(())
+                self.update(&t.path, |node| {
+                    node.acl = acl;
+                    node.stat.aversion = t.version;
+                })
             }
             Txn::CloseSession(t) => {
                 let mut paths: BTreeSet<String> = t.paths_to_delete.iter().cloned().collect();
@@ -399,14 +405,16 @@ impl DataTree {
         let parent_path = parent(path);
         let acl = self.intern_acl(acl.to_vec());
         let key: Arc<str> = Arc::from(path);
-        let parent_node = self.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        parent_node.children.insert(key.clone());
-        if parent_cversion > parent_node.stat.cversion {
-            parent_node.stat.cversion = parent_cversion;
-        }
-        if hdr.zxid > parent_node.stat.pzxid {
-            parent_node.stat.pzxid = hdr.zxid;
-        }
+        let child = key.clone();
+        self.update(parent_path, |parent_node| {
+            parent_node.children.insert(child);
+            if parent_cversion > parent_node.stat.cversion {
+                parent_node.stat.cversion = parent_cversion;
+            }
+            if hdr.zxid > parent_node.stat.pzxid {
+                parent_node.stat.pzxid = hdr.zxid;
+            }
+        })?;
         let stat = Stat {
             czxid: hdr.zxid,
             mzxid: hdr.zxid,
@@ -417,15 +425,14 @@ impl DataTree {
             ..Stat::default()
         };
         self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
-        self.nodes.insert(
-            key.clone(),
-            Arc::new(Znode {
-                data: data.as_deref().map(Arc::from),
-                acl,
-                stat,
-                children: Children::default(),
-            }),
-        );
+        let node = Arc::new(Znode {
+            data: data.as_deref().map(Arc::from),
+            acl,
+            stat,
+            children: Children::default(),
+        });
+        self.digest = self.digest.wrapping_add(node_hash(&key, &node));
+        self.nodes.insert(key.clone(), node);
         self.index(key, owner);
         triggers.push(Trigger::Created(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
@@ -443,6 +450,7 @@ impl DataTree {
             return Err(ErrorCode::NotEmpty);
         }
         let node = self.nodes.remove(path).expect("checked above");
+        self.digest = self.digest.wrapping_sub(node_hash(path, &node));
         self.data_bytes = self
             .data_bytes
             .saturating_sub((path.len() + node.data.as_ref().map_or(0, |d| d.len())) as u64);
@@ -460,13 +468,13 @@ impl DataTree {
             }
         }
         let parent_path = parent(path);
-        if let Some(p) = self.node_mut(parent_path) {
-            // The stored cversion counts creates only; see `Znode::stat`.
+        // The stored cversion counts creates only; see `Znode::stat`.
+        let _ = self.update(parent_path, |p| {
             p.children.remove(path);
             if zxid > p.stat.pzxid {
                 p.stat.pzxid = zxid;
             }
-        }
+        });
         triggers.push(Trigger::Deleted(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Ok(())
@@ -521,38 +529,38 @@ impl DataTree {
             let owner = self.nodes.get(&*p).map_or(0, |n| n.stat.ephemeral_owner);
             self.index(p, owner);
         }
+        self.digest = self.full_digest();
         self.last_zxid = last_zxid;
         Ok(())
     }
 
     /// A digest of every node's path, data and Stat, independent of iteration order: two
-    /// trees with the same content have the same digest.
+    /// trees with the same content have the same digest. Kept up to date on every change, so
+    /// reading it is O(1).
     pub fn digest(&self) -> u64 {
-        let mut total = 0u64;
-        for (path, n) in self.nodes.iter() {
-            let mut h = Fnv64::default();
-            h.write(path.as_bytes());
-            h.write(&[0xff]);
-            if let Some(d) = &n.data {
-                h.write(d);
-            }
-            let s = n.stat();
-            for v in [
-                s.czxid,
-                s.mzxid,
-                s.ctime,
-                s.mtime,
-                s.ephemeral_owner,
-                s.pzxid,
-            ] {
-                h.write(&v.to_be_bytes());
-            }
-            for v in [s.version, s.cversion, s.aversion, s.num_children] {
-                h.write(&v.to_be_bytes());
-            }
-            total = total.wrapping_add(h.0);
-        }
-        total
+        self.digest
+    }
+
+    /// The digest computed from scratch (for checks; equals [`DataTree::digest`]).
+    pub fn full_digest(&self) -> u64 {
+        self.nodes
+            .iter()
+            .fold(0u64, |acc, (p, n)| acc.wrapping_add(node_hash(p, n)))
+    }
+
+    /// Changes the node at `path` with `f`, keeping the digest current.
+    fn update(&mut self, path: &str, f: impl FnOnce(&mut Znode)) -> Result<(), ErrorCode> {
+        let key = self
+            .nodes
+            .get_key_value(path)
+            .map(|(k, _)| k.clone())
+            .ok_or(ErrorCode::NoNode)?;
+        let node = self.node_mut(path).ok_or(ErrorCode::NoNode)?;
+        let old = node_hash(&key, node);
+        f(node);
+        let new = node_hash(&key, node);
+        self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
+        Ok(())
     }
 
     /// Iterates over every node in path order, parents before their children (for
@@ -560,6 +568,31 @@ impl DataTree {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
         self.nodes.iter().map(|(k, v)| (&**k, &**v))
     }
+}
+
+/// One node's contribution to the tree digest: its path, data and Stat as clients see it.
+fn node_hash(path: &str, n: &Znode) -> u64 {
+    let mut h = Fnv64::default();
+    h.write(path.as_bytes());
+    h.write(&[0xff]);
+    if let Some(d) = &n.data {
+        h.write(d);
+    }
+    let s = n.stat();
+    for v in [
+        s.czxid,
+        s.mzxid,
+        s.ctime,
+        s.mtime,
+        s.ephemeral_owner,
+        s.pzxid,
+    ] {
+        h.write(&v.to_be_bytes());
+    }
+    for v in [s.version, s.cversion, s.aversion, s.num_children] {
+        h.write(&v.to_be_bytes());
+    }
+    h.0
 }
 
 /// FNV-1a, 64 bit: a stable hash for digests that are written to disk.
@@ -744,6 +777,35 @@ mod tests {
         );
         assert_eq!(loaded.ephemerals(7).collect::<Vec<_>>(), ["/a/e"]);
         assert_eq!(loaded.get("/a").unwrap().stat().num_children, 1);
+    }
+
+    #[test]
+    fn the_running_digest_equals_a_full_recount() {
+        let mut t = DataTree::new();
+        assert_eq!(t.digest(), t.full_digest());
+        t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        t.apply(&hdr(3), &create("/a/b", true, 1)).unwrap();
+        let set = Txn::SetData(SetDataTxn {
+            path: "/a".into(),
+            data: Some(b"new".to_vec()),
+            version: 1,
+        });
+        t.apply(&hdr(4), &set).unwrap();
+        let snap = t.clone();
+        t.apply(
+            &hdr(5),
+            &Txn::Delete(DeleteTxn {
+                path: "/a/b".into(),
+            }),
+        )
+        .unwrap();
+        assert_eq!(t.digest(), t.full_digest());
+        assert_eq!(
+            snap.digest(),
+            snap.full_digest(),
+            "the clone kept its own digest"
+        );
+        assert_ne!(t.digest(), snap.digest());
     }
 
     #[test]
