@@ -2,18 +2,32 @@
 //!
 //! With no arguments it serves 127.0.0.1:2181 with its data in ./corral-data.
 //! `corral-server --config zoo.cfg` reads an Apache ZooKeeper configuration file unchanged.
+//!
+//! Maintenance subcommands work on the files of a stopped or running server:
+//! `corral-server purge [--config F | --data-dir D [--data-log-dir L]] [-n N]` keeps the N
+//! newest snapshots and the log segments they need; `corral-server log-dump <log.X> [--json]`
+//! prints each logged transaction; `corral-server snapshot-dump <snapshot.X> [--json]` prints
+//! a snapshot's summary.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use corral_server::config::ServerConfig;
 use corral_server::server::Server;
+use corral_server::storage::{self, StorageConfig};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// A ZooKeeper-compatible coordination server.
 #[derive(Debug, Parser)]
-#[command(name = "corral-server", version)]
+#[command(
+    name = "corral-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// A maintenance command instead of running the server.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// A zoo.cfg-format configuration file.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
@@ -37,6 +51,100 @@ struct Args {
     max_client_cnxns: Option<u32>,
 }
 
+/// Maintenance commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Remove old snapshots and log segments, keeping the N newest snapshots and the logs
+    /// they need.
+    Purge {
+        /// Take dataDir, dataLogDir and autopurge.snapRetainCount from this zoo.cfg.
+        #[arg(long, short = 'c', conflicts_with_all = ["data_dir", "data_log_dir"])]
+        config: Option<PathBuf>,
+        /// The data directory (snapshots, and the log unless --data-log-dir is given).
+        #[arg(long, required_unless_present = "config")]
+        data_dir: Option<PathBuf>,
+        /// The transaction log directory.
+        #[arg(long, requires = "data_dir")]
+        data_log_dir: Option<PathBuf>,
+        /// Snapshots to keep (at least 3, as ZooKeeper's PurgeTxnLog); default
+        /// autopurge.snapRetainCount from the configuration, else 3.
+        #[arg(short = 'n', long = "count")]
+        count: Option<u32>,
+    },
+    /// Print every transaction in a log segment.
+    LogDump {
+        /// A `log.<zxid>` file.
+        file: PathBuf,
+        /// One JSON document instead of text lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a snapshot's summary: zxid, nodes, sessions, digest, data size.
+    SnapshotDump {
+        /// A `snapshot.<zxid>` file.
+        file: PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn run_command(cmd: Command) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let result = match cmd {
+        Command::LogDump { file, json } => storage::inspect::dump_log(&file, json, &mut stdout),
+        Command::SnapshotDump { file, json } => {
+            storage::inspect::dump_snapshot(&file, json, &mut stdout)
+        }
+        Command::Purge {
+            config,
+            data_dir,
+            data_log_dir,
+            count,
+        } => {
+            let cfg = match config {
+                Some(path) => match ServerConfig::from_file(&path) {
+                    Ok(parsed) => parsed.config,
+                    Err(e) => {
+                        eprintln!("corral-server: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => ServerConfig {
+                    data_dir: data_dir.unwrap_or_default(),
+                    data_log_dir,
+                    ..ServerConfig::default()
+                },
+            };
+            let storage_cfg = StorageConfig::from_server_config(&cfg);
+            let n = count.unwrap_or(storage_cfg.snap_retain_count);
+            if n < 3 {
+                eprintln!("corral-server: purge needs -n of at least 3 (got {n})");
+                return ExitCode::from(2);
+            }
+            storage::purge::purge(&storage_cfg.data_dir, &storage_cfg.data_log_dir, n as usize).map(
+                |report| {
+                    for f in &report.removed {
+                        println!("removed {}", f.display());
+                    }
+                    println!(
+                        "kept {} snapshot(s); removed {} file(s)",
+                        report.kept_snapshots.len(),
+                        report.removed.len()
+                    );
+                },
+            )
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -46,6 +154,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(cmd) = args.command {
+        return run_command(cmd);
+    }
     let mut cfg = match args.config.as_ref().or(args.config_positional.as_ref()) {
         Some(path) => match ServerConfig::from_file(path) {
             Ok(parsed) => parsed.config,
