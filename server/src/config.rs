@@ -46,13 +46,14 @@ const FOUR_LETTER_WORDS: [&str; 18] = [
 ];
 
 /// Java system properties that we interpret; also accepted as `zookeeper.<key>`.
-const SYSPROP_KEYS: [&str; 11] = [
+const SYSPROP_KEYS: [&str; 12] = [
     "extendedTypesEnabled",
     "DigestAuthenticationProvider.superDigest",
     "znode.container.checkIntervalMs",
     "jute.maxbuffer",
     "4lw.commands.whitelist",
     "snapCount",
+    "commitLogCount",
     "forceSync",
     "globalOutstandingLimit",
     "preAllocSize",
@@ -423,6 +424,9 @@ pub struct ServerConfig {
     pub force_sync: bool,
     /// `snapCount`: transactions between snapshots (ZooKeeper randomizes around it).
     pub snap_count: u64,
+    /// `commitLogCount`: committed transactions a leader keeps in memory to bring a learner
+    /// up to date by DIFF; a learner further behind gets a snapshot.
+    pub commit_log_count: usize,
     /// `autopurge.snapRetainCount`: snapshots kept by the purge task (at least 3).
     pub autopurge_snap_retain_count: u32,
     /// `autopurge.purgeInterval`: hours between purges; 0 disables purging.
@@ -471,6 +475,7 @@ impl Default for ServerConfig {
             global_outstanding_limit: 1000,
             force_sync: true,
             snap_count: 100_000,
+            commit_log_count: 10_000,
             autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval_hours: 0,
             pre_alloc_size_kb: 65_536,
@@ -1047,6 +1052,10 @@ fn apply(
                 }
             }
             cfg.four_letter_whitelist = list;
+        }
+        "commitLogCount" => {
+            let n: i64 = e.int(1, JAVA_INT_MAX, true)?;
+            cfg.commit_log_count = n as usize;
         }
         "snapCount" => {
             let n: i64 = e.int(i32::MIN.into(), JAVA_INT_MAX, true)?;

@@ -143,7 +143,15 @@ impl Server {
                 shutdown.clone(),
             ));
         }
-        let node = Node::new(cfg, recovered.tree, sessions, log, log_tx, quorum);
+        let node = Node::new(
+            cfg,
+            recovered.tree,
+            sessions,
+            log,
+            log_tx,
+            quorum,
+            node_tx.clone(),
+        );
         let node = tokio::spawn(node.run(node_rx, log_rx, shutdown.clone()));
         let listener = tokio::spawn(net::serve(listener, node_tx, net_cfg, shutdown.clone()));
         info!(%addr, "serving clients");
@@ -238,7 +246,7 @@ async fn quorum_setup(
         sync_limit: ticks(cfg.sync_limit),
         finalize_wait: 2,
         resend: 5,
-        log_window: 100_000,
+        log_window: cfg.commit_log_count,
     };
     let (accepted_epoch, current_epoch) =
         crate::peer::epochs::read(&cfg.data_dir).map_err(|e| {

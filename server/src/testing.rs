@@ -2,7 +2,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! let server = corral_server::testing::TestingServer::start().await?;
+//! let mut server = corral_server::testing::TestingServer::start().await?;
 //! let connect_string = server.connect_string(); // "127.0.0.1:<port>"
 //! // ... point a client at it ...
 //! server.stop().await;
@@ -307,6 +307,17 @@ impl TestingCluster {
     /// Reconnects member `id` to the others.
     pub fn heal(&self, id: u64) {
         self.faults.heal(id);
+    }
+
+    /// Silently drops every message between member `id` and the others, its connections
+    /// staying open (only timeouts notice), until [`TestingCluster::unmute`].
+    pub fn mute(&self, id: u64) {
+        self.faults.mute(id);
+    }
+
+    /// Stops dropping member `id`'s messages.
+    pub fn unmute(&self, id: u64) {
+        self.faults.unmute(id);
     }
 
     /// The `Mode:` member `id` reports (`leader`, `follower`, `observer`), or `None` while it

@@ -484,6 +484,11 @@ impl DataTree {
     /// linked up by [`DataTree::finish_load`] once every node is in.
     pub fn load_node(&mut self, path: &str, data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat) {
         let acl = self.intern_acl(acl);
+        if let Some(old) = self.nodes.get(path) {
+            // Replacing a node (a system node the snapshot also holds): count it once.
+            let old_bytes = path.len() + old.data.as_ref().map_or(0, |d| d.len());
+            self.data_bytes = self.data_bytes.saturating_sub(old_bytes as u64);
+        }
         self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
         self.nodes.insert(
             path.into(),

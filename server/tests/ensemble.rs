@@ -366,3 +366,81 @@ async fn without_quorum_read_only_mode_still_serves_reads() {
     let (h, _) = ro.call(&create("/refused", b"", 0)).await;
     assert_eq!(h.err, ErrorCode::NotReadOnly.code());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_is_brought_up_by_snapshot() {
+    init_logs();
+    let mut cluster = TestingCluster::start_with(3, 0, |c| c.commit_log_count = 10)
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let behind = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    cluster.stop(behind).await;
+    let mut c = Raw::connect(cluster.addr(leader)).await;
+    for i in 0..60 {
+        let (h, _) = c.call(&create(&format!("/snap-{i}"), b"s", 0)).await;
+        assert_eq!(h.err, 0);
+    }
+    cluster.restart(behind).await.unwrap();
+    cluster.wait_for_leader(ELECTION).await.unwrap();
+    let mut f = Raw::connect(cluster.addr(behind)).await;
+    sync(&mut f, "/").await;
+    for i in 0..60 {
+        let (h, _) = f.call(&get(&format!("/snap-{i}"))).await;
+        assert_eq!(
+            h.err, 0,
+            "/snap-{i} on the follower that was 60 behind a window of 10"
+        );
+    }
+    // It keeps following normally afterwards.
+    let (h, _) = c.call(&create("/after-snap", b"", 0)).await;
+    assert_eq!(h.err, 0);
+    sync(&mut f, "/").await;
+    let (h, _) = f.call(&get("/after-snap")).await;
+    assert_eq!(h.err, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_divergent_uncommitted_tail_is_truncated_after_a_restart() {
+    init_logs();
+    let mut cluster = TestingCluster::start_with(3, 0, |c| c.tick_time_ms = 100)
+        .await
+        .unwrap();
+    let old = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let mut c = Raw::connect(cluster.addr(old)).await;
+    let (h, _) = c.call(&create("/before", b"b", 0)).await;
+    assert_eq!(h.err, 0);
+    // The leader's messages are lost: its next proposal is logged only on its own disk.
+    cluster.mute(old);
+    c.send(&create("/diverged", b"d", 0)).await;
+    // No quorum acknowledges it: the leader gives up and drops the client, unanswered.
+    assert!(
+        c.reply().await.is_none(),
+        "a write without a quorum must never be acknowledged"
+    );
+    cluster.stop(old).await;
+    cluster.unmute(old);
+    let new = cluster.wait_for_leader(ELECTION).await.unwrap();
+    assert_ne!(new, old);
+    let mut n = Raw::connect(cluster.addr(new)).await;
+    let (h, _) = n.call(&create("/after", b"a", 0)).await;
+    assert_eq!(h.err, 0);
+    // The old leader replays its log (the uncommitted create included) at start; the new
+    // leader then truncates that tail and it rebuilds its state.
+    cluster.restart(old).await.unwrap();
+    cluster.wait_for_leader(ELECTION).await.unwrap();
+    for id in cluster.ids() {
+        let mut r = Raw::connect(cluster.addr(id)).await;
+        sync(&mut r, "/").await;
+        let (h, _) = r.call(&get("/diverged")).await;
+        assert_eq!(
+            h.err,
+            ErrorCode::NoNode.code(),
+            "server {id} kept an uncommitted write"
+        );
+        let (h, _) = r.call(&get("/before")).await;
+        assert_eq!(h.err, 0, "server {id} lost a committed write");
+        let (h, _) = r.call(&get("/after")).await;
+        assert_eq!(h.err, 0, "server {id} missed the new leader's write");
+    }
+}

@@ -110,6 +110,15 @@ pub enum NodeMsg {
         /// The message.
         msg: corral_zab::Message,
     },
+    /// A snapshot encoded for a learner is ready to send.
+    SnapshotReady {
+        /// The learner.
+        to: u64,
+        /// The snapshot's zxid.
+        zxid: i64,
+        /// The encoded snapshot.
+        bytes: Vec<u8>,
+    },
     /// A four-letter word.
     FourLetter {
         /// The word.
@@ -234,6 +243,8 @@ pub struct Node {
     quorum: Option<Quorum>,
     /// Set when the node must stop (storage failure, broken invariant).
     fatal: Option<String>,
+    /// The node's own inbox, for work finished on other threads.
+    self_tx: mpsc::Sender<NodeMsg>,
 }
 
 /// Length of one tick of the ZAB core in quorum mode.
@@ -254,6 +265,7 @@ impl Node {
         log: Log,
         log_events: mpsc::UnboundedSender<LogEvent>,
         quorum: Option<Quorum>,
+        self_tx: mpsc::Sender<NodeMsg>,
     ) -> Self {
         let next_zxid = tree.last_zxid() + 1;
         let prep = Prep::new(PrepConfig {
@@ -278,6 +290,7 @@ impl Node {
             last_sweep_ms: 0,
             quorum,
             fatal: None,
+            self_tx,
         }
     }
 
@@ -365,6 +378,11 @@ impl Node {
             NodeMsg::PeerDown { peer, link } => {
                 if self.quorum.is_some() {
                     self.peer_down(peer, link);
+                }
+            }
+            NodeMsg::SnapshotReady { to, zxid, bytes } => {
+                if self.quorum.is_some() {
+                    self.snapshot_ready(to, zxid, bytes);
                 }
             }
             NodeMsg::PeerMessage { from, msg } => {

@@ -53,6 +53,8 @@ pub struct Quorum {
     /// Where the epoch files live.
     pub(super) epoch_dir: PathBuf,
     pub(super) ticks: u64,
+    /// Messages waiting behind a snapshot being encoded for that learner.
+    pub(super) held: HashMap<ServerId, Vec<Message>>,
 }
 
 impl Quorum {
@@ -70,6 +72,7 @@ impl Quorum {
             pending_syncs: Vec::new(),
             epoch_dir,
             ticks: 0,
+            held: HashMap::new(),
         }
     }
 
@@ -116,6 +119,7 @@ impl Node {
         let q = self.q();
         if q.links.get(&peer).is_some_and(|(l, _)| *l == link) {
             q.links.remove(&peer);
+            q.held.remove(&peer);
             q.peer.on_disconnected(peer);
             self.drain_peer();
         }
@@ -146,6 +150,14 @@ impl Node {
     }
 
     fn send_peer(&mut self, to: ServerId, msg: Message) {
+        if let Some(held) = self.q().held.get_mut(&to) {
+            held.push(msg);
+            return;
+        }
+        self.send_peer_now(to, msg);
+    }
+
+    fn send_peer_now(&mut self, to: ServerId, msg: Message) {
         if let Some((_, tx)) = self.q().links.get(&to) {
             let _ = tx.send(msg);
         }
@@ -175,10 +187,7 @@ impl Node {
             }
             Action::Truncate { zxid } => self.truncate(zxid),
             Action::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, &data),
-            Action::SendSnapshot { to, zxid } => {
-                let data = self.snapshot_bytes(zxid);
-                self.send_peer(to, Message::Snap { zxid, data });
-            }
+            Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
             Action::Commit { zxid } => self.apply_upto(zxid),
             Action::Deliver { from, msg } => match msg {
                 Message::Forward(b) => match ToLeader::decode(&b) {
@@ -591,14 +600,15 @@ impl Node {
 
     fn truncate(&mut self, zxid: i64) {
         self.in_flight.retain(|f| f.hdr.zxid <= zxid);
-        if let Err(e) = storage_ops::truncate(&mut self.log, zxid) {
+        info!(zxid = %format_args!("0x{zxid:x}"), "truncating the log to the leader's history");
+        if let Err(e) = self.log.truncate(zxid) {
             error!(error = %e, "cannot truncate the log; stopping");
             self.fatal = Some(format!("truncate: {e}"));
             return;
         }
         if self.tree.last_zxid() > zxid {
             // Transactions beyond the leader's history were applied at start: rebuild.
-            match storage_ops::reload(&mut self.log, zxid) {
+            match self.log.reload(zxid) {
                 Ok((tree, sessions)) => self.replace_state(tree, sessions),
                 Err(e) => {
                     error!(error = %e, "cannot rebuild the state after a truncation; stopping");
@@ -610,7 +620,7 @@ impl Node {
 
     fn install_snapshot(&mut self, zxid: i64, data: &[u8]) {
         self.in_flight.clear();
-        match storage_ops::install_snapshot(&mut self.log, zxid, data) {
+        match self.log.install_snapshot(zxid, data) {
             Ok((tree, sessions)) => self.replace_state(tree, sessions),
             Err(e) => {
                 error!(error = %e, "cannot install the leader's snapshot; stopping");
@@ -631,7 +641,9 @@ impl Node {
         }
     }
 
-    fn snapshot_bytes(&self, zxid: i64) -> Vec<u8> {
+    /// Encodes the applied state (at `zxid`) on a blocking thread and sends it to `to`;
+    /// messages for `to` wait behind it, so the learner gets them in order.
+    fn send_snapshot(&mut self, to: ServerId, zxid: i64) {
         let data = crate::storage::SnapshotData {
             tree: self.tree.clone(),
             sessions: self
@@ -641,34 +653,22 @@ impl Node {
                 .collect(),
             zxid,
         };
-        storage_ops::encode_snapshot(&data)
-    }
-}
-
-/// Storage operations quorum mode needs beyond append and snapshot.
-mod storage_ops {
-    use crate::storage::{Log, SnapshotData};
-    use crate::tree::DataTree;
-
-    type State = (DataTree, Vec<(i64, i32)>);
-
-    pub(super) fn truncate(_log: &mut Log, _zxid: i64) -> Result<(), String> {
-        Err("log truncation is not supported by this build".into())
+        self.q().held.entry(to).or_default();
+        let node = self.self_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = crate::storage::snapshot::encode(&data);
+            drop(data);
+            let _ = node.blocking_send(super::NodeMsg::SnapshotReady { to, zxid, bytes });
+        });
     }
 
-    pub(super) fn reload(_log: &mut Log, _zxid: i64) -> Result<State, String> {
-        Err("state reload is not supported by this build".into())
-    }
-
-    pub(super) fn install_snapshot(
-        _log: &mut Log,
-        _zxid: i64,
-        _data: &[u8],
-    ) -> Result<State, String> {
-        Err("snapshot install is not supported by this build".into())
-    }
-
-    pub(super) fn encode_snapshot(_data: &SnapshotData) -> Vec<u8> {
-        Vec::new()
+    /// An encoded snapshot is ready: send it, then what waited behind it.
+    pub(super) fn snapshot_ready(&mut self, to: ServerId, zxid: i64, bytes: Vec<u8>) {
+        let held = self.q().held.remove(&to).unwrap_or_default();
+        info!(to, zxid = %format_args!("0x{zxid:x}"), bytes = bytes.len(), "sending a snapshot");
+        self.send_peer_now(to, Message::Snap { zxid, data: bytes });
+        for m in held {
+            self.send_peer_now(to, m);
+        }
     }
 }

@@ -30,6 +30,7 @@ pub type LinkTx = mpsc::UnboundedSender<Message>;
 #[derive(Debug)]
 pub struct FaultHook {
     isolated: Mutex<BTreeSet<ServerId>>,
+    muted: Mutex<BTreeSet<ServerId>>,
     changed: watch::Sender<u64>,
 }
 
@@ -37,6 +38,7 @@ impl Default for FaultHook {
     fn default() -> Self {
         FaultHook {
             isolated: Mutex::new(BTreeSet::new()),
+            muted: Mutex::new(BTreeSet::new()),
             changed: watch::channel(0).0,
         }
     }
@@ -53,6 +55,23 @@ impl FaultHook {
     pub fn heal(&self, id: ServerId) {
         self.isolated.lock().expect("fault hook").remove(&id);
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Drops every message to and from `id` while its connections stay open, as a network
+    /// that silently loses packets would: only timeouts notice.
+    pub fn mute(&self, id: ServerId) {
+        self.muted.lock().expect("fault hook").insert(id);
+    }
+
+    /// Stops dropping `id`'s messages.
+    pub fn unmute(&self, id: ServerId) {
+        self.muted.lock().expect("fault hook").remove(&id);
+    }
+
+    /// Whether messages between `a` and `b` are dropped.
+    pub fn drops(&self, a: ServerId, b: ServerId) -> bool {
+        let muted = self.muted.lock().expect("fault hook");
+        muted.contains(&a) || muted.contains(&b)
     }
 
     /// Whether a link between `a` and `b` is allowed.
@@ -238,6 +257,11 @@ async fn run_link(
         };
         match frame {
             Ok(payload) => match decode(&payload) {
+                Ok(_)
+                    if cfg
+                        .faults
+                        .as_ref()
+                        .is_some_and(|f| f.drops(cfg.my_id, peer)) => {}
                 Ok(msg) => {
                     if node
                         .send(NodeMsg::PeerMessage { from: peer, msg })
