@@ -49,6 +49,11 @@ struct Args {
     /// Connections allowed per client address, 0 for no limit (overrides maxClientCnxns).
     #[arg(long)]
     max_client_cnxns: Option<u32>,
+    /// Run an ensemble of N servers in this process on 127.0.0.1 (client ports from --port,
+    /// default 2181, upwards; quorum ports from 2888, election ports from 3888), each with its
+    /// data in <data-dir>/serverN. For development; production members run one per host.
+    #[arg(long, value_name = "N", conflicts_with_all = ["config", "config_positional"])]
+    local_ensemble: Option<u16>,
 }
 
 /// Maintenance commands.
@@ -182,6 +187,9 @@ fn main() -> ExitCode {
     if let Some(m) = args.max_client_cnxns {
         cfg.max_client_cnxns = m;
     }
+    if let Some(n) = args.local_ensemble {
+        return run_local_ensemble(n, cfg);
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -204,6 +212,81 @@ fn main() -> ExitCode {
             token.cancel();
         });
         server.wait().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The configurations of a local pseudo-ensemble of `n` members derived from `base`.
+fn local_ensemble_configs(n: u16, base: &ServerConfig) -> Vec<ServerConfig> {
+    use corral_server::config::{PeerType, ServerSpec};
+    let servers: std::collections::BTreeMap<u64, ServerSpec> = (1..=n)
+        .map(|i| {
+            (
+                u64::from(i),
+                ServerSpec {
+                    host: "127.0.0.1".into(),
+                    quorum_port: 2887 + i,
+                    election_port: 3887 + i,
+                    peer_type: PeerType::Participant,
+                    client: None,
+                },
+            )
+        })
+        .collect();
+    (1..=n)
+        .map(|i| {
+            let mut cfg = base.clone();
+            cfg.client_port = base.client_port + i - 1;
+            cfg.client_port_address = "127.0.0.1".parse().expect("loopback");
+            cfg.data_dir = base.data_dir.join(format!("server{i}"));
+            cfg.data_log_dir = None;
+            cfg.servers = servers.clone();
+            cfg.my_id = Some(u64::from(i));
+            cfg
+        })
+        .collect()
+}
+
+fn run_local_ensemble(n: u16, base: ServerConfig) -> ExitCode {
+    if n == 0 || u32::from(base.client_port) + u32::from(n) > 65_536 {
+        eprintln!("corral-server: --local-ensemble needs 1 or more servers and free client ports");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral-server: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let mut servers = Vec::new();
+        for cfg in local_ensemble_configs(n, &base) {
+            let port = cfg.client_port;
+            match Server::start(cfg).await {
+                Ok(s) => servers.push(s),
+                Err(e) => {
+                    eprintln!("corral-server: server on port {port}: {e}");
+                    for s in servers {
+                        s.shutdown().await;
+                    }
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        let list: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+        tracing::info!(connect = %list.join(","), "local ensemble started");
+        let tokens: Vec<_> = servers.iter().map(|s| s.shutdown_token()).collect();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received; shutting down");
+            for t in tokens {
+                t.cancel();
+            }
+        });
+        for s in servers {
+            s.wait().await;
+        }
         ExitCode::SUCCESS
     })
 }
