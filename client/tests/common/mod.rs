@@ -58,7 +58,7 @@ enum Backend {
     /// A private Apache ZooKeeper process.
     Zookeeper(ZkProcess),
     /// Corral's in-process server.
-    Corral(corral_server::testing::TestingServer),
+    Corral(Box<corral_server::testing::TestingServer>),
 }
 
 /// A server for one test.
@@ -83,7 +83,7 @@ impl TestServer {
                 c.container_check_interval_ms = 100;
             })
             .await
-            .map(Backend::Corral)
+            .map(|s| Backend::Corral(Box::new(s)))
             .map_err(|e| format!("corral TestingServer: {e}"))
         };
         match started {
