@@ -14,12 +14,35 @@
 //!
 //! Contract with the shell:
 //! - `PersistEpochs`, `Truncate` and `InstallSnapshot` complete before any later action is
-//!   performed (they are synchronous and durable).
+//!   performed (they are synchronous and durable). A `Truncate` or `InstallSnapshot` also
+//!   applies to entries still waiting in the log's write queue.
 //! - `Persist` appends to the log asynchronously; the shell reports the highest durable zxid
 //!   with [`Peer::on_persisted`]. Nothing is acknowledged before that.
-//! - `Commit { zxid }` applies every logged entry up to `zxid`, in order, exactly once.
+//! - `Commit { zxid }` applies every logged entry up to `zxid`, in order, exactly once; an
+//!   entry may be committed before its own `Persist` is durable (apply it from the queue).
 //! - `SendSnapshot { to, zxid }` sends [`Message::Snap`] with the state as applied so far,
 //!   which is exactly the state at `zxid` when actions are performed in order.
+//! - Messages between two servers travel over one connection, in order (TCP). A lost
+//!   message is a broken connection: the shell reports it with [`Peer::on_disconnected`], and
+//!   also when a `Send` cannot be delivered because the peer is unreachable.
+//! - A leader/learner session lives on one connection. When the peer reports
+//!   `RoleChanged { role: Looking, .. }` it has abandoned its session, and the shell closes
+//!   its connections to the other servers (as ZooKeeper closes its quorum sockets), so that
+//!   nothing of the old session is delivered later; the peers then see `on_disconnected`.
+//! - At start, the shell applies everything on its disk and passes the tail of its log in
+//!   [`Durable::recent`]. Such a tail may hold proposals that never committed; the leader
+//!   removes them with `Truncate` (which may reach below the latest snapshot: the shell then
+//!   rebuilds from an older snapshot and its log) or replaces the state with a snapshot.
+//!
+//! Safety notes (see the ZAB paper, Junqueira et al., DSN 2011):
+//! - A learner records the new current epoch, and acknowledges NEWLEADER, only once the
+//!   synced history is durable (ZOOKEEPER-4643, ZOOKEEPER-4646); it acknowledges proposals
+//!   of the new epoch only after that.
+//! - A leader records the new current epoch only once its own log is durable, and commits
+//!   its adopted history only after a quorum acknowledged NEWLEADER.
+//! - An epoch acknowledgement counts towards the leader's quorum only if the learner had not
+//!   accepted that epoch before (ZooKeeper's `-1` epoch ack), so two leaders can never
+//!   establish the same epoch.
 
 use crate::message::{Entry, Message, PeerState, ServerId, Vote};
 use crate::Role;
@@ -144,8 +167,9 @@ struct Election {
     vote: Vote,
     /// Votes of this round from voters that are looking (ours included).
     recv: BTreeMap<ServerId, Vote>,
-    /// Votes of servers that are out of the election (following / leading).
-    out: BTreeMap<ServerId, (Vote, u64, PeerState)>,
+    /// Votes of servers that are out of the election (following / leading), of any round:
+    /// a server that joins late must find the established leader whatever its own round.
+    out: BTreeMap<ServerId, (Vote, PeerState)>,
     /// When a quorum agreed on our vote: decide at this tick unless a better vote comes.
     decide_at: Option<u64>,
     next_resend: u64,
@@ -162,13 +186,18 @@ enum LearnerPhase {
 #[derive(Debug)]
 struct Learner {
     leader: ServerId,
+    /// The vote the election ended with, told to looking servers (as ZooKeeper does).
+    vote: Vote,
     phase: LearnerPhase,
     last_heard: u64,
     next_resend: u64,
-    /// NEWLEADER to acknowledge once everything before it is durable.
-    pending_newleader: Option<i64>,
+    /// NEWLEADER to acknowledge, and the log end it covers: acknowledged once that is durable.
+    pending_newleader: Option<(i64, i64)>,
+    /// NEWLEADER was acknowledged (the current epoch is durable): proposals may be acked.
+    newleader_acked: bool,
     /// Proposal zxids to acknowledge once durable.
     to_ack: VecDeque<i64>,
+    /// The leader's epoch: its vote's until LEADERINFO, then the epoch it proposed.
     epoch: u32,
 }
 
@@ -183,14 +212,21 @@ enum LeaderPhase {
 struct LearnerInfo {
     accepted_epoch: u32,
     observer: bool,
+    /// LEADERINFO went out in this session, so an epoch ack from it is an answer to it.
+    info_sent: bool,
 }
 
 #[derive(Debug)]
 struct Leader {
+    /// The vote the election ended with, told to looking servers.
+    vote: Vote,
     phase: LeaderPhase,
     started: u64,
     new_epoch: u32,
+    /// A quorum acknowledged the new epoch and it is our durable current epoch.
+    epoch_set: bool,
     infos: BTreeMap<ServerId, LearnerInfo>,
+    /// Learners that acknowledged the new epoch, with their last zxid.
     epoch_acked: BTreeMap<ServerId, i64>,
     newleader_acked: BTreeSet<ServerId>,
     /// Learners that receive proposals/commits (followers) or informs (observers).
@@ -209,6 +245,17 @@ enum State {
     Leading(Leader),
 }
 
+/// How a leader brings one learner's log in line with its own.
+#[derive(Debug, PartialEq, Eq)]
+enum SyncPlan {
+    /// Send the entries after this zxid.
+    Diff(i64),
+    /// Truncate the learner's log to this zxid, then send the entries after it.
+    Trunc(i64),
+    /// Send the applied state, then the entries after it.
+    Snap,
+}
+
 /// One server of the ensemble.
 #[derive(Debug)]
 pub struct Peer {
@@ -225,6 +272,9 @@ pub struct Peer {
     log: VecDeque<Entry>,
     /// The zxid just before the first entry of `log`.
     log_base: i64,
+    /// Whether `log_base` is a real point of our history (a learner whose log ends exactly
+    /// there can be sent a DIFF), rather than a guess made at start.
+    log_base_known: bool,
     logical_clock: u64,
     now: u64,
     state: State,
@@ -238,9 +288,15 @@ impl Peer {
         while log.len() > cfg.log_window.max(1) {
             log.pop_front();
         }
-        let log_base = log
-            .front()
-            .map_or(durable.last_zxid, |e| prev_zxid_hint(e.zxid));
+        let (log_base, log_base_known) = match log.front() {
+            None => (durable.last_zxid, true),
+            // The very first zxid (epoch 1 counter 1, see `check_discovery`) has nothing
+            // before it.
+            Some(e) if e.zxid == zxid(1, 1) => (0, true),
+            // Within one epoch the entry before counter `c > 1` is `c - 1`; before counter 1
+            // lies some earlier epoch's entry we cannot name.
+            Some(e) => (e.zxid - 1, (e.zxid as u32) > 1),
+        };
         let vote = Vote {
             leader: cfg.id,
             zxid: durable.last_zxid,
@@ -262,6 +318,7 @@ impl Peer {
             committed: durable.last_zxid,
             log,
             log_base,
+            log_base_known,
             logical_clock: 0,
             now: 0,
             actions: Vec::new(),
@@ -312,7 +369,8 @@ impl Peer {
         }
     }
 
-    /// Epochs and zxids, for status output and tests.
+    /// Epochs and zxids, for status output and tests: `(accepted epoch, current epoch, last
+    /// logged zxid, last committed zxid)`.
     pub fn status(&self) -> (u32, u32, i64, i64) {
         (
             self.accepted_epoch,
@@ -376,20 +434,13 @@ impl Peer {
         }
     }
 
-    /// The vote we tell others about: while looking our proposal, else the leader we follow.
+    /// The vote we tell others about: while looking our proposal, else the vote the
+    /// election ended with (so that a looking server of the same round can count it).
     fn current_vote(&self) -> Vote {
         match &self.state {
             State::Looking(e) => e.vote,
-            State::Learning(l) => Vote {
-                leader: l.leader,
-                zxid: self.last_logged,
-                peer_epoch: l.epoch,
-            },
-            State::Leading(_) => Vote {
-                leader: self.cfg.id,
-                zxid: self.last_logged,
-                peer_epoch: self.current_epoch,
-            },
+            State::Learning(l) => l.vote,
+            State::Leading(l) => l.vote,
         }
     }
 
@@ -447,25 +498,24 @@ impl Peer {
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
         let looking = matches!(self.state, State::Looking(_));
-        if !looking {
-            // Tell a looking server who leads.
-            if state == PeerState::Looking {
+        let from_voter = self.cfg.voters.contains(&from);
+        if !looking || !from_voter {
+            // Tell a looking server who leads (or what we vote for). Observers never vote.
+            // Answering a server that is not looking, or (as a looking observer, which knows
+            // nothing) another observer, would only start a ping-pong.
+            if state == PeerState::Looking && (!looking || !self.is_observer()) {
                 let n = self.notification();
                 self.send(from, n);
             }
             return;
         }
-        let from_voter = self.cfg.voters.contains(&from);
         match state {
             PeerState::Looking | PeerState::Observing => {
-                if !from_voter {
-                    let n = self.notification();
-                    self.send(from, n);
-                    return;
-                }
                 let clock = self.logical_clock;
                 let mut changed = false;
                 if epoch > clock {
+                    // A newer round: reset the ballot box and adopt the better of its vote
+                    // and our own initial one.
                     self.logical_clock = epoch;
                     let mine = self.my_vote();
                     let observer = self.is_observer();
@@ -473,7 +523,7 @@ impl Peer {
                         return;
                     };
                     e.recv.clear();
-                    e.out.clear();
+                    e.out.remove(&from);
                     e.vote = if observer || vote.beats(&mine) {
                         vote
                     } else {
@@ -484,6 +534,7 @@ impl Peer {
                     }
                     changed = true;
                 } else if epoch < clock {
+                    // A stale round: answer with our current vote so it catches up.
                     let n = self.notification();
                     self.send(from, n);
                     return;
@@ -492,6 +543,7 @@ impl Peer {
                     let State::Looking(e) = &mut self.state else {
                         return;
                     };
+                    e.out.remove(&from);
                     if vote.beats(&e.vote) && (!observer || vote.leader != 0) {
                         e.vote = vote;
                         if !observer {
@@ -514,12 +566,15 @@ impl Peer {
             PeerState::Following | PeerState::Leading => {
                 let clock = self.logical_clock;
                 if let State::Looking(e) = &mut self.state {
-                    if epoch == clock && from_voter {
+                    if epoch == clock {
                         e.recv.insert(from, vote);
                     }
-                    e.out.insert(from, (vote, epoch, state));
+                    e.out.insert(from, (vote, state));
                 }
-                self.check_out_of_election(vote, epoch);
+                if epoch == clock {
+                    self.check_same_round(vote);
+                }
+                self.check_out_of_election(vote.leader, epoch);
             }
         }
     }
@@ -562,46 +617,75 @@ impl Peer {
         }
     }
 
-    /// Servers already following or leading agree on a leader: join it.
-    fn check_out_of_election(&mut self, vote: Vote, epoch: u64) {
+    /// A quorum of this round (looking or already out of the election) agrees on `vote`, and
+    /// its leader says it leads: join it now (ZooKeeper's same-round FOLLOWING/LEADING case).
+    fn check_same_round(&mut self, vote: Vote) {
         let State::Looking(e) = &self.state else {
+            return;
+        };
+        if vote.leader == self.cfg.id
+            || !matches!(e.out.get(&vote.leader), Some((_, PeerState::Leading)))
+        {
+            return;
+        }
+        let agreeing: Vec<ServerId> = e
+            .recv
+            .iter()
+            .filter(|(_, v)| **v == vote)
+            .map(|(s, _)| *s)
+            .collect();
+        if self.quorum(agreeing) {
+            self.learn(vote.leader, vote);
+        }
+    }
+
+    /// Servers already following or leading agree on `leader`, which says it leads: join it.
+    ///
+    /// Like ZooKeeper's `outofelection` check this ignores election rounds: the members of
+    /// an established ensemble may have joined in different rounds.
+    fn check_out_of_election(&mut self, leader: ServerId, epoch: u64) {
+        let State::Looking(e) = &self.state else {
+            return;
+        };
+        if leader == self.cfg.id {
+            return;
+        }
+        let Some((leader_vote, PeerState::Leading)) = e.out.get(&leader).copied() else {
             return;
         };
         let backers: Vec<ServerId> = e
             .out
             .iter()
-            .filter(|(_, (v, ep, _))| v.leader == vote.leader && *ep == epoch)
+            .filter(|(_, (v, _))| v.leader == leader)
             .map(|(s, _)| *s)
             .collect();
-        let leader_leads = vote.leader != self.cfg.id
-            && e.out
-                .get(&vote.leader)
-                .is_some_and(|(_, _, st)| *st == PeerState::Leading);
-        if self.quorum(backers) && leader_leads {
+        if self.quorum(backers) {
             self.logical_clock = self.logical_clock.max(epoch);
-            self.decide(vote);
+            self.learn(leader, leader_vote);
         }
     }
 
     fn decide(&mut self, vote: Vote) {
         if vote.leader == self.cfg.id && !self.is_observer() {
-            self.lead();
+            self.lead(vote);
         } else {
-            self.learn(vote.leader, vote.peer_epoch);
+            self.learn(vote.leader, vote);
         }
     }
 
     // ----- learner ----------------------------------------------------------------------
 
-    fn learn(&mut self, leader: ServerId, epoch: u32) {
+    fn learn(&mut self, leader: ServerId, vote: Vote) {
         self.state = State::Learning(Learner {
             leader,
+            vote,
             phase: LearnerPhase::AwaitLeaderInfo,
             last_heard: self.now,
             next_resend: self.now + self.cfg.resend,
             pending_newleader: None,
+            newleader_acked: false,
             to_ack: VecDeque::new(),
-            epoch,
+            epoch: vote.peer_epoch,
         });
         self.send_follower_info();
     }
@@ -627,8 +711,22 @@ impl Peer {
             return;
         }
         l.last_heard = self.now;
+        let phase = l.phase;
+        let session_epoch = l.epoch;
         match msg {
+            Message::Ping => self.send(from, Message::Ping),
+            Message::Forward(_) | Message::Reply(_) => {
+                self.actions.push(Action::Deliver { from, msg })
+            }
             Message::LeaderInfo { new_epoch } => {
+                if phase != LearnerPhase::AwaitLeaderInfo {
+                    // A repeat for this session (our follower info was re-sent): already
+                    // answered. Another epoch means the leader is not the one we synced with.
+                    if new_epoch != session_epoch {
+                        self.look();
+                    }
+                    return;
+                }
                 if new_epoch < self.accepted_epoch {
                     return self.look();
                 }
@@ -646,6 +744,8 @@ impl Peer {
                 };
                 self.send(from, ack);
             }
+            // Everything else belongs to a session that has begun with LEADERINFO.
+            _ if phase == LearnerPhase::AwaitLeaderInfo => {}
             Message::Trunc { zxid } => {
                 self.actions.push(Action::Truncate { zxid });
                 self.log.retain(|e| e.zxid <= zxid);
@@ -654,11 +754,14 @@ impl Peer {
                 self.committed = self.committed.min(zxid);
                 if self.log.is_empty() {
                     self.log_base = zxid;
+                    self.log_base_known = true;
                 }
             }
             Message::Diff { entries } => {
-                if let Some(last) = entries.last() {
-                    self.last_logged = last.zxid;
+                let last = self.last_logged;
+                let entries: Vec<Entry> = entries.into_iter().filter(|e| e.zxid > last).collect();
+                if let Some(e) = entries.last() {
+                    self.last_logged = e.zxid;
                     self.log.extend(entries.iter().cloned());
                     self.trim_log();
                     self.actions.push(Action::Persist(entries));
@@ -668,13 +771,25 @@ impl Peer {
                 self.actions.push(Action::InstallSnapshot { zxid, data });
                 self.log.clear();
                 self.log_base = zxid;
+                self.log_base_known = true;
                 self.last_logged = zxid;
                 self.last_durable = zxid;
                 self.committed = zxid;
             }
             Message::Proposal(entry) => {
+                if epoch_of(entry.zxid) != session_epoch {
+                    return; // not of this leader's epoch
+                }
                 if entry.zxid <= self.last_logged {
-                    return; // a duplicate
+                    // A proposal we hold from before this session (the leader re-sends every
+                    // outstanding one to a joining follower): acknowledge it once durable.
+                    if self.log.iter().any(|e| *e == entry) {
+                        if let State::Learning(l) = &mut self.state {
+                            l.to_ack.push_back(entry.zxid);
+                        }
+                        self.learner_acks();
+                    }
+                    return;
                 }
                 self.last_logged = entry.zxid;
                 if let State::Learning(l) = &mut self.state {
@@ -688,22 +803,26 @@ impl Peer {
                 if entry.zxid > self.last_logged {
                     self.last_logged = entry.zxid;
                     self.log.push_back(entry.clone());
-                    self.trim_log();
                     self.actions.push(Action::Persist(vec![entry.clone()]));
                 }
                 self.commit_to(entry.zxid);
+                self.trim_log();
             }
             Message::NewLeader { zxid } => {
                 let epoch = epoch_of(zxid);
-                if epoch != self.accepted_epoch {
+                if epoch != self.accepted_epoch || epoch != session_epoch {
                     return self.look();
                 }
-                self.current_epoch = epoch;
-                self.persist_epochs();
+                // The current epoch is recorded, and NEWLEADER acknowledged, only once the
+                // history synced so far is durable: a crash in between must not leave a
+                // server with the new epoch and an older log (it would win elections).
+                let covers = self.last_logged;
                 if let State::Learning(l) = &mut self.state {
-                    l.pending_newleader = Some(zxid);
+                    if l.pending_newleader.is_none() && !l.newleader_acked {
+                        l.pending_newleader = Some((zxid, covers));
+                    }
                 }
-                self.maybe_ack_newleader();
+                self.learner_acks();
             }
             Message::UpToDate => {
                 if let State::Learning(l) = &mut self.state {
@@ -720,10 +839,6 @@ impl Peer {
                 }
             }
             Message::Commit { zxid } => self.commit_to(zxid),
-            Message::Ping => self.send(from, Message::Ping),
-            Message::Forward(_) | Message::Reply(_) => {
-                self.actions.push(Action::Deliver { from, msg })
-            }
             Message::Notification { .. }
             | Message::FollowerInfo { .. }
             | Message::AckEpoch { .. }
@@ -732,15 +847,40 @@ impl Peer {
         }
     }
 
-    fn maybe_ack_newleader(&mut self) {
-        let durable = self.last_durable >= self.last_logged;
+    /// Acknowledges NEWLEADER once the history before it is durable, then the proposals
+    /// that are durable (never before NEWLEADER: the epoch must be durable first).
+    fn learner_acks(&mut self) {
+        let durable = self.last_durable;
         let State::Learning(l) = &mut self.state else {
             return;
         };
-        if let (Some(z), true) = (l.pending_newleader, durable) {
+        if let Some((z, covers)) = l.pending_newleader {
+            if durable < covers {
+                return;
+            }
             l.pending_newleader = None;
+            l.newleader_acked = true;
             let leader = l.leader;
+            let epoch = epoch_of(z);
+            if epoch > self.current_epoch {
+                self.current_epoch = epoch;
+                self.persist_epochs();
+            }
             self.send(leader, Message::AckNewLeader { zxid: z });
+        }
+        let State::Learning(l) = &mut self.state else {
+            return;
+        };
+        if !l.newleader_acked {
+            return;
+        }
+        let leader = l.leader;
+        let mut acks = Vec::new();
+        while l.to_ack.front().is_some_and(|z| *z <= durable) {
+            acks.push(l.to_ack.pop_front().expect("front"));
+        }
+        for z in acks {
+            self.send(leader, Message::Ack { zxid: z });
         }
     }
 
@@ -754,11 +894,13 @@ impl Peer {
 
     // ----- leader -------------------------------------------------------------------------
 
-    fn lead(&mut self) {
+    fn lead(&mut self, vote: Vote) {
         self.state = State::Leading(Leader {
+            vote,
             phase: LeaderPhase::Discovery,
             started: self.now,
             new_epoch: 0,
+            epoch_set: false,
             infos: BTreeMap::new(),
             epoch_acked: BTreeMap::new(),
             newleader_acked: BTreeSet::new(),
@@ -801,6 +943,9 @@ impl Peer {
         l.new_epoch = new_epoch;
         l.phase = LeaderPhase::Sync;
         let learners: Vec<ServerId> = l.infos.keys().copied().collect();
+        for info in l.infos.values_mut() {
+            info.info_sent = true;
+        }
         self.accepted_epoch = new_epoch;
         self.persist_epochs();
         for to in learners {
@@ -827,20 +972,30 @@ impl Peer {
                     LearnerInfo {
                         accepted_epoch,
                         observer,
+                        info_sent: false,
                     },
                 );
-                match l.phase {
-                    LeaderPhase::Discovery => self.check_discovery(),
-                    _ => {
-                        let new_epoch = l.new_epoch;
-                        self.send(from, Message::LeaderInfo { new_epoch });
-                    }
+                if l.phase == LeaderPhase::Discovery {
+                    return self.check_discovery();
                 }
+                let new_epoch = l.new_epoch;
+                if accepted_epoch > new_epoch {
+                    // It promised a newer epoch and can never follow ours: step down so an
+                    // election forms an epoch everyone can accept.
+                    return self.look();
+                }
+                if let Some(i) = l.infos.get_mut(&from) {
+                    i.info_sent = true;
+                }
+                self.send(from, Message::LeaderInfo { new_epoch });
             }
             Message::AckEpoch {
                 current_epoch,
                 last_zxid,
             } => {
+                if !l.infos.get(&from).is_some_and(|i| i.info_sent) {
+                    return; // not an answer to this session's LEADERINFO
+                }
                 if (current_epoch, last_zxid) > (self.current_epoch, self.last_logged)
                     && self.cfg.voters.contains(&from)
                 {
@@ -856,8 +1011,7 @@ impl Peer {
                 self.check_epoch_quorum();
             }
             Message::AckNewLeader { zxid } => {
-                let epoch = l.new_epoch;
-                if epoch_of(zxid) != epoch {
+                if epoch_of(zxid) != l.new_epoch || !l.synced.contains(&from) {
                     return;
                 }
                 l.newleader_acked.insert(from);
@@ -881,38 +1035,86 @@ impl Peer {
         }
     }
 
+    /// Once a quorum acknowledged the new epoch (counting only learners that had not
+    /// accepted it before) and our log is durable, the epoch becomes current and every
+    /// acknowledged learner is synced.
     fn check_epoch_quorum(&mut self) {
         let me = self.cfg.id;
-        let current = self.current_epoch;
+        let durable = self.last_durable >= self.last_logged;
         let Some(l) = self.leader_mut() else { return };
-        if l.phase != LeaderPhase::Sync || l.new_epoch == current {
-            // Already past the epoch quorum: sync newcomers directly.
-            if l.phase == LeaderPhase::Sync && l.new_epoch == current {
-                let pending: Vec<(ServerId, i64)> = l
-                    .epoch_acked
-                    .iter()
-                    .filter(|(s, _)| !l.synced.contains(s))
-                    .map(|(s, z)| (*s, *z))
-                    .collect();
-                for (s, z) in pending {
-                    self.sync_learner(s, z);
-                }
+        if l.phase != LeaderPhase::Sync {
+            return;
+        }
+        if !l.epoch_set {
+            let new_epoch = l.new_epoch;
+            let counted: Vec<ServerId> = l
+                .epoch_acked
+                .keys()
+                .copied()
+                .filter(|s| l.infos.get(s).is_some_and(|i| i.accepted_epoch < new_epoch))
+                .chain([me])
+                .collect();
+            if !self.quorum(counted) || !durable {
+                return;
             }
-            return;
-        }
-        let members: Vec<ServerId> = l.epoch_acked.keys().copied().chain([me]).collect();
-        if !self.quorum(members) {
-            return;
+            let Some(l) = self.leader_mut() else { return };
+            l.epoch_set = true;
+            self.current_epoch = new_epoch;
+            self.persist_epochs();
         }
         let Some(l) = self.leader_mut() else { return };
-        let new_epoch = l.new_epoch;
-        let acked: Vec<(ServerId, i64)> = l.epoch_acked.iter().map(|(s, z)| (*s, *z)).collect();
-        self.current_epoch = new_epoch;
-        self.persist_epochs();
-        for (s, z) in acked {
+        let pending: Vec<(ServerId, i64)> = l
+            .epoch_acked
+            .iter()
+            .filter(|(s, _)| !l.synced.contains(s))
+            .map(|(s, z)| (*s, *z))
+            .collect();
+        for (s, z) in pending {
             self.sync_learner(s, z);
         }
         self.check_established();
+    }
+
+    /// Whether a learner whose log ends at `z` shares our history up to `z`, so that a DIFF
+    /// from `z` is enough.
+    fn has_point(&self, z: i64) -> bool {
+        (z == self.log_base && self.log_base_known) || self.log.iter().any(|e| e.zxid == z)
+    }
+
+    /// How to bring a learner whose log ends at `last` to our history up to `upto`.
+    ///
+    /// A zxid names one proposal, so a learner that has one of our zxids has our history up
+    /// to it. Inside one epoch every log is a prefix of that epoch's leader's log, so a
+    /// learner ahead of us in the same epoch can be truncated; across epochs its older
+    /// entries may differ from ours, and only a snapshot is safe (as in ZooKeeper's
+    /// `LearnerHandler.syncFollower`).
+    fn sync_plan(&self, last: i64, upto: i64) -> Option<SyncPlan> {
+        if last == upto {
+            return None;
+        }
+        if last > upto {
+            return Some(if epoch_of(last) == epoch_of(upto) {
+                SyncPlan::Trunc(upto)
+            } else {
+                SyncPlan::Snap
+            });
+        }
+        if self.has_point(last) {
+            return Some(SyncPlan::Diff(last));
+        }
+        if last > self.log_base {
+            let prev = self
+                .log
+                .iter()
+                .map(|e| e.zxid)
+                .filter(|z| *z < last)
+                .max()
+                .unwrap_or(self.log_base);
+            if epoch_of(prev) == epoch_of(last) && self.has_point(prev) {
+                return Some(SyncPlan::Trunc(prev));
+            }
+        }
+        Some(SyncPlan::Snap)
     }
 
     /// Brings learner `to` (whose log ends at `last`) up to this leader's history.
@@ -922,44 +1124,38 @@ impl Peer {
         let broadcasting = l.phase == LeaderPhase::Broadcast;
         let new_epoch = l.new_epoch;
         l.synced.insert(to);
-        // Established leaders send committed history as a diff and outstanding proposals as
-        // proposals (so followers acknowledge them); before that, everything is history.
-        let upto = if broadcasting || observer {
+        // The learner is compared with our whole log, so that one holding some of our
+        // outstanding proposals is never truncated (a truncated proposal may commit while the
+        // TRUNC is in flight). Before the leader is established the whole log is the history
+        // it adopts (and will commit) and goes as a diff; afterwards committed history goes as
+        // a diff, and followers get every outstanding proposal as a proposal so that they
+        // acknowledge it (those they hold already included). Observers learn later commits
+        // through informs.
+        let diff_to = if broadcasting {
             self.committed
         } else {
             self.last_logged
         };
-        let in_log = |z: i64| z == self.log_base || self.log.iter().any(|e| e.zxid == z);
-        let diff_from = if last == upto {
-            None
-        } else if last > upto {
-            self.send(to, Message::Trunc { zxid: upto });
-            None
-        } else if last >= self.log_base && in_log(last) {
-            Some(last)
-        } else if last > self.log_base {
-            let prev = self
-                .log
-                .iter()
-                .map(|e| e.zxid)
-                .filter(|z| *z < last)
-                .max()
-                .unwrap_or(self.log_base);
-            self.send(to, Message::Trunc { zxid: prev });
-            Some(prev)
-        } else {
-            // Too far behind for a diff: ship the applied state, then what follows it.
-            self.actions.push(Action::SendSnapshot {
-                to,
-                zxid: self.committed,
-            });
-            Some(self.committed)
+        let from = match self.sync_plan(last, self.last_logged) {
+            None => None,
+            Some(SyncPlan::Diff(z)) => Some(z),
+            Some(SyncPlan::Trunc(z)) => {
+                self.send(to, Message::Trunc { zxid: z });
+                Some(z)
+            }
+            Some(SyncPlan::Snap) => {
+                self.actions.push(Action::SendSnapshot {
+                    to,
+                    zxid: self.committed,
+                });
+                Some(self.committed)
+            }
         };
-        if let Some(from) = diff_from {
+        if let Some(from) = from {
             let entries: Vec<Entry> = self
                 .log
                 .iter()
-                .filter(|e| e.zxid > from && e.zxid <= upto)
+                .filter(|e| e.zxid > from && e.zxid <= diff_to)
                 .cloned()
                 .collect();
             if !entries.is_empty() {
@@ -991,18 +1187,15 @@ impl Peer {
         self.send(to, Message::UpToDate);
     }
 
+    /// A quorum acknowledged NEWLEADER: the adopted history is committed and we serve.
     fn check_established(&mut self) {
         let me = self.cfg.id;
-        let durable = self.last_durable >= self.last_logged;
-        let current = self.current_epoch;
         let Some(l) = self.leader_mut() else { return };
-        if l.phase != LeaderPhase::Sync || l.new_epoch != current {
+        if l.phase != LeaderPhase::Sync || !l.epoch_set {
             return;
         }
-        let mut members: Vec<ServerId> = l.newleader_acked.iter().copied().collect();
-        if durable {
-            members.push(me);
-        }
+        // Our own history is durable: `epoch_set` waited for it and it has not grown since.
+        let members: Vec<ServerId> = l.newleader_acked.iter().copied().chain([me]).collect();
         if !self.quorum(members) {
             return;
         }
@@ -1010,12 +1203,12 @@ impl Peer {
         l.phase = LeaderPhase::Broadcast;
         let acked: Vec<ServerId> = l.newleader_acked.iter().copied().collect();
         let epoch = l.new_epoch;
-        // The adopted history is committed.
         let last = self.last_logged;
         if last > self.committed {
             self.committed = last;
             self.actions.push(Action::Commit { zxid: last });
         }
+        self.trim_log();
         for s in acked {
             self.finish_sync(s);
         }
@@ -1059,6 +1252,7 @@ impl Peer {
         for f in followers {
             self.send(f, Message::Proposal(entry.clone()));
         }
+        self.try_commit();
         Ok(z)
     }
 
@@ -1125,6 +1319,7 @@ impl Peer {
                 Some(e) if e.zxid <= self.committed => {
                     let e = self.log.pop_front().expect("front");
                     self.log_base = e.zxid;
+                    self.log_base_known = true;
                 }
                 _ => break,
             }
@@ -1152,28 +1347,18 @@ impl Peer {
         if zxid <= self.last_durable {
             return;
         }
-        self.last_durable = zxid;
-        match &mut self.state {
-            State::Learning(l) => {
-                let leader = l.leader;
-                let mut acks = Vec::new();
-                while l.to_ack.front().is_some_and(|z| *z <= zxid) {
-                    acks.push(l.to_ack.pop_front().expect("front"));
-                }
-                for z in acks {
-                    self.send(leader, Message::Ack { zxid: z });
-                }
-                self.maybe_ack_newleader();
-            }
+        self.last_durable = zxid.min(self.last_logged);
+        match &self.state {
+            State::Learning(_) => self.learner_acks(),
             State::Leading(_) => {
-                self.check_established();
+                self.check_epoch_quorum();
                 self.try_commit();
             }
             State::Looking(_) => {}
         }
     }
 
-    /// The connection to `peer` broke.
+    /// The connection to `peer` broke (or could not be made).
     pub fn on_disconnected(&mut self, peer: ServerId) {
         match &mut self.state {
             State::Learning(l) if l.leader == peer => self.look(),
@@ -1189,6 +1374,8 @@ impl Peer {
         }
     }
 
+    /// A serving leader keeps leading only while a quorum of synced followers was heard
+    /// from within `sync_limit` ticks.
     fn check_leader_quorum(&mut self) {
         let me = self.cfg.id;
         let now = self.now;
@@ -1204,7 +1391,7 @@ impl Peer {
             .filter(|s| {
                 l.last_heard
                     .get(s)
-                    .is_some_and(|t| now.saturating_sub(*t) <= limit)
+                    .is_some_and(|t| now.saturating_sub(*t) < limit)
             })
             .chain([me])
             .collect();
@@ -1232,7 +1419,7 @@ impl Peer {
                 } else {
                     self.cfg.init_limit
                 };
-                if now.saturating_sub(l.last_heard) > limit {
+                if now.saturating_sub(l.last_heard) >= limit {
                     return self.look();
                 }
                 if l.phase == LearnerPhase::AwaitLeaderInfo && now >= l.next_resend {
@@ -1242,18 +1429,20 @@ impl Peer {
             }
             State::Leading(l) => {
                 if l.phase != LeaderPhase::Broadcast
-                    && now.saturating_sub(l.started) > self.cfg.init_limit
+                    && now.saturating_sub(l.started) >= self.cfg.init_limit
                 {
                     return self.look();
                 }
+                self.check_leader_quorum();
+                let resend = self.cfg.resend;
+                let Some(l) = self.leader_mut() else { return };
                 if now >= l.next_ping {
-                    l.next_ping = now + self.cfg.resend;
+                    l.next_ping = now + resend;
                     let learners: Vec<ServerId> = l.infos.keys().copied().collect();
                     for s in learners {
                         self.send(s, Message::Ping);
                     }
                 }
-                self.check_leader_quorum();
             }
         }
     }
@@ -1262,9 +1451,4 @@ impl Peer {
     pub fn send_app(&mut self, to: ServerId, msg: Message) {
         self.send(to, msg);
     }
-}
-
-/// A zxid to treat as "just before" `z` when nothing older is known.
-fn prev_zxid_hint(z: i64) -> i64 {
-    z - 1
 }
