@@ -53,6 +53,17 @@ async fn mode(addr: SocketAddr) -> Option<String> {
         .map(str::to_owned)
 }
 
+async fn wait_serving(addr: SocketAddr, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    while mode(addr).await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not serve within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_leader(members: &[Member], bound: Duration) -> usize {
     let deadline = Instant::now() + bound;
     loop {
@@ -100,6 +111,7 @@ async fn members_started_from_zoo_cfg_survive_a_sigkill_of_the_leader() {
     }
     let leader = wait_leader(&members, Duration::from_secs(20)).await;
     let follower = (leader + 1) % 3;
+    wait_serving(members[follower].client, Duration::from_secs(20)).await;
     let mut c = Raw::connect(members[follower].client).await;
     let mut acked = Vec::new();
     for i in 0..100 {
@@ -126,6 +138,7 @@ async fn members_started_from_zoo_cfg_survive_a_sigkill_of_the_leader() {
     eprintln!("new leader after {:?}", started.elapsed());
     // Any member but the killed one: the new leader's follower or the new leader itself.
     let survivor = (leader + 1) % 3;
+    wait_serving(members[survivor].client, Duration::from_secs(20)).await;
     let mut c = Raw::connect(members[survivor].client).await;
     let (h, _) = c
         .call(&Request::Sync(PathRequest { path: "/".into() }))

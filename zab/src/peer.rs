@@ -1358,6 +1358,22 @@ impl Peer {
         }
     }
 
+    /// A connection to `peer` came up. While looking, `peer` is told our vote at once; a
+    /// learner still waiting for its leader's LEADERINFO repeats its FOLLOWERINFO. Without this
+    /// both happen at the next re-send tick; with it a fresh link costs no extra wait.
+    pub fn on_connected(&mut self, peer: ServerId) {
+        match &self.state {
+            State::Looking(_) => {
+                let n = self.notification();
+                self.send(peer, n);
+            }
+            State::Learning(l) if l.leader == peer && l.phase == LearnerPhase::AwaitLeaderInfo => {
+                self.send_follower_info();
+            }
+            _ => {}
+        }
+    }
+
     /// The connection to `peer` broke (or could not be made).
     pub fn on_disconnected(&mut self, peer: ServerId) {
         match &mut self.state {

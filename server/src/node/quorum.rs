@@ -112,7 +112,10 @@ impl Node {
     }
 
     pub(super) fn peer_up(&mut self, peer: ServerId, link: u64, tx: LinkTx) {
-        self.q().links.insert(peer, (link, tx));
+        let q = self.q();
+        q.links.insert(peer, (link, tx));
+        q.peer.on_connected(peer);
+        self.drain_peer();
     }
 
     pub(super) fn peer_down(&mut self, peer: ServerId, link: u64) {
@@ -158,8 +161,12 @@ impl Node {
     }
 
     fn send_peer_now(&mut self, to: ServerId, msg: Message) {
-        if let Some((_, tx)) = self.q().links.get(&to) {
-            let _ = tx.send(msg);
+        let q = self.q();
+        let delivered = q.links.get(&to).is_some_and(|(_, tx)| tx.send(msg).is_ok());
+        if !delivered {
+            // The core must hear of a message it could not send, as of a broken link.
+            q.links.remove(&to);
+            q.peer.on_disconnected(to);
         }
     }
 
@@ -539,6 +546,14 @@ impl Node {
             q.epoch = epoch;
         }
         info!(?role, leader, epoch, "role changed");
+        if role == Role::Looking {
+            // A new election: the old leader/learner conversations are over, and nothing of
+            // them may arrive later. Dropping the senders closes every peer connection; the
+            // links come back at once and each new one starts with our vote.
+            let q = self.q();
+            q.links.clear();
+            q.held.clear();
+        }
         if was_serving && (!self.q().serving() || was_leading != self.q().leading()) {
             self.stop_serving();
         }
