@@ -48,6 +48,17 @@ pub enum RecipeError {
     /// An argument was invalid (for example a semaphore with zero leases).
     #[error("bad arguments: {0}")]
     BadArguments(String),
+    /// The recipe was closed (or its background task ended: the client was closed, or its
+    /// session expired without renewal) before the operation could complete.
+    #[error("the recipe was closed")]
+    Closed,
+    /// Node data could not be encoded or decoded (for example a service instance that is
+    /// not valid JSON).
+    #[error("invalid node data: {0}")]
+    InvalidData(String),
+    /// No service instance with this id is registered through this registry.
+    #[error("no service instance with id {0:?} is registered here")]
+    NotRegistered(String),
 }
 
 impl RecipeError {

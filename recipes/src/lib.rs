@@ -35,7 +35,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
+pub mod discovery;
 mod error;
+pub mod group;
 pub mod lock;
+pub mod persistent_node;
+
+pub mod barrier;
+pub mod counter;
+pub mod leader;
+pub mod queue;
+pub mod sequence;
 
 pub use error::RecipeError;
