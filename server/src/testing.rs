@@ -180,6 +180,24 @@ impl TestingCluster {
         observers: usize,
         tweak: impl Fn(&mut ServerConfig),
     ) -> std::io::Result<TestingCluster> {
+        // Ports are picked free and bound a moment later; another process may take one in
+        // between. Then start over with fresh ports.
+        let mut attempt = 0;
+        loop {
+            match Self::try_start(voters, observers, &tweak).await {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 5 => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_start(
+        voters: usize,
+        observers: usize,
+        tweak: &impl Fn(&mut ServerConfig),
+    ) -> std::io::Result<TestingCluster> {
         use crate::config::{PeerType, ServerSpec};
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -294,7 +312,14 @@ impl TestingCluster {
         let cfg = self.member(id).cfg.clone();
         let server = Server::start_with_faults(cfg, Some(self.faults.clone()))
             .await
-            .map_err(io_err)?;
+            .map_err(|e| match e {
+                crate::server::ServerError::Bind { source, .. }
+                    if source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    source
+                }
+                other => io_err(other),
+            })?;
         self.members[(id - 1) as usize].server = Some(server);
         Ok(())
     }

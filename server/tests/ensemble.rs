@@ -444,3 +444,45 @@ async fn a_divergent_uncommitted_tail_is_truncated_after_a_restart() {
         assert_eq!(h.err, 0, "server {id} missed the new leader's write");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_is_answered_right_after_a_leader_change() {
+    let mut cluster = TestingCluster::start(3).await.unwrap();
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    // Sessions made before the change: resuming them afterwards writes nothing, so nothing of
+    // the new epoch is proposed when they sync.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let c = Raw::connect(cluster.addr(leader)).await;
+        sessions.push(c.session.clone());
+    }
+    cluster.stop(leader).await;
+    let next = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let survivors: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    for (session, id) in sessions.iter().zip(survivors) {
+        let mut c = Raw::connect_with(
+            cluster.addr(id),
+            corral_proto::ConnectRequest {
+                session_id: session.session_id,
+                passwd: session.passwd.clone(),
+                timeout_ms: 30_000,
+                read_only: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("resumed");
+        assert_eq!(c.session.session_id, session.session_id);
+        let (h, _) = c
+            .call(&Request::Sync(corral_proto::PathRequest {
+                path: "/".into(),
+            }))
+            .await;
+        assert_eq!(h.err, 0, "sync on server {id} (leader {next})");
+        assert!(c.ping().await, "the session is not stuck behind the sync");
+    }
+}

@@ -392,7 +392,7 @@ impl Node {
                 self.close_session_as(session, cxid, Some(Origin::Remote));
             }
             ToLeader::Sync { session, cxid } => {
-                let target = self.next_zxid - 1;
+                let target = self.last_proposed();
                 self.q().pending_syncs.push((
                     target,
                     SyncDest::Remote {
@@ -457,9 +457,17 @@ impl Node {
             });
     }
 
+    /// The newest zxid proposed so far: what a sync must see applied. Right after an election
+    /// nothing of the new epoch is proposed yet and this is the last applied zxid.
+    fn last_proposed(&self) -> i64 {
+        self.in_flight
+            .back()
+            .map_or(self.tree.last_zxid(), |f| f.hdr.zxid)
+    }
+
     /// The leader's own client asks for a sync: answer once what is proposed is applied.
     pub(super) fn leader_sync(&mut self, session: i64, conn: ConnId, xid: i32, path: String) {
-        let target = self.next_zxid - 1;
+        let target = self.last_proposed();
         self.queues
             .entry(session)
             .or_default()
