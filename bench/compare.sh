@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # bench/compare.sh: Apache ZooKeeper 3.8 vs corral-server, side by side.
 #
-# Starts each server standalone on 127.0.0.1 with the same zoo.cfg settings, runs the same
-# corral-bench scenarios against both alternately (round 1: ZooKeeper, Corral; round 2:
-# ZooKeeper, Corral; ...), then prints medians and Corral / ZooKeeper ratios (with server
-# RSS and CPU seconds per 1k operations from /proc). Each round uses fresh servers and data
-# directories: one server process for the load scenarios and the watch fan-out, another
-# fresh one for the fill scenario (so its RSS is measured on a tree of known size).
+# Starts each server standalone (or, with --ensemble 3, as a 3-server ensemble) on
+# 127.0.0.1 with the same zoo.cfg settings, runs the same corral-bench scenarios against
+# both alternately (round 1: ZooKeeper, Corral; round 2: ZooKeeper, Corral; ...), then
+# prints medians and Corral / ZooKeeper ratios (with server RSS and CPU seconds per 1k
+# operations from /proc, summed over an ensemble's members). Each round uses fresh servers
+# and data directories: one start for the cold start (spawn until the first create
+# succeeds), the load scenarios and the watch fan-out; another fresh one for the fill (so
+# its RSS is measured on a tree of known size); with an ensemble, a third fresh one for the
+# leader failover (SIGKILL of the leader under a writer). Clients of an ensemble get the
+# connect string of all its members.
 #
 # Only the servers this script started are stopped (by PID); temporary data is removed on
 # exit. Results (JSON lines, ratio table, server logs) are kept in --out.
@@ -35,8 +39,11 @@ usage: bench/compare.sh [options]
   --bench-cpus L     pin corral-bench to these CPUs, e.g. 4-7 (keep the load generator
                      off the server's cores on the quiet machine)
   --no-build         use the existing target/release binaries
-  --ensemble N       TODO: 3-server ensembles (and the failover scenario) are not
-                     supported yet; any N other than 1 fails at once
+  --ensemble N       1 (default): standalone servers; 3: 3-server ensembles (and the
+                     failover scenario)
+  --zk-fill-heap H   ZooKeeper's -Xmx for the fill scenario only (default 2g: 1M znodes do
+                     not fit in the 1g of the other scenarios)
+  --no-failover      skip the failover scenario of an ensemble
   -h, --help         this text
 USAGE
 }
@@ -57,6 +64,8 @@ BUILD=1
 ENSEMBLE=1
 SERVER_CPUS=""
 BENCH_CPUS=""
+ZK_FILL_HEAP=2g
+FAILOVER=1
 
 need_value() { [[ $# -ge 2 && -n "$2" ]] || { echo "compare.sh: $1 needs a value" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
@@ -77,20 +86,17 @@ while [[ $# -gt 0 ]]; do
         --bench-cpus) need_value "$@"; BENCH_CPUS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --ensemble) need_value "$@"; ENSEMBLE=$2; shift 2 ;;
+        --zk-fill-heap) need_value "$@"; ZK_FILL_HEAP=$2; shift 2 ;;
+        --no-failover) FAILOVER=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
 done
 
-if [[ "$ENSEMBLE" != 1 ]]; then
-    # TODO(ensemble): start 3 ZooKeeper and 3 Corral servers (server.N lines, distinct
-    # quorum/election ports), run the suite against each ensemble's connect string, and run
-    # `corral-bench failover --servers <3 hosts> --pids <3 pids>` for the failover figures.
-    echo "compare.sh: --ensemble $ENSEMBLE is not supported yet (TODO(ensemble)):" \
-         "only standalone servers are started today; the failover scenario needs" \
-         "3-server ensembles. See BENCHMARKS.md, 'Leader failover'." >&2
-    exit 2
-fi
+case "$ENSEMBLE" in
+    1|3) ;;
+    *) echo "compare.sh: --ensemble takes 1 or 3" >&2; exit 2 ;;
+esac
 
 if [[ $QUICK == 1 ]]; then
     : "${ROUNDS:=1}" "${DURATION:=1s}" "${WARMUP:=300ms}" "${WATCHERS:=1000}" "${FILL_NODES:=20000}"
@@ -120,12 +126,21 @@ fi
 [[ -n "$BENCH_CPUS" ]] && BENCH_PREFIX=(taskset -c "$BENCH_CPUS")
 bench() { "${BENCH_PREFIX[@]}" "$BENCH" "$@"; }
 
+# Ports of member m (1..N) of a server kind whose base is P: client P + 10(m-1), quorum
+# P + 1000 + 10(m-1), election P + 2000 + 10(m-1).
+client_port() { echo $(($1 + 10 * ($2 - 1))); }
+quorum_port() { echo $(($1 + 1000 + 10 * ($2 - 1))); }
+election_port() { echo $(($1 + 2000 + 10 * ($2 - 1))); }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$ZK_PORT" "$CORRAL_PORT"; do
-    if port_in_use "$p"; then
-        echo "compare.sh: 127.0.0.1:$p is already in use (choose --zk-port / --corral-port)" >&2
-        exit 2
-    fi
+for base in "$ZK_PORT" "$CORRAL_PORT"; do
+    for ((m = 1; m <= ENSEMBLE; m++)); do
+        for p in $(client_port "$base" $m) $(quorum_port "$base" $m) $(election_port "$base" $m); do
+            if port_in_use "$p"; then
+                echo "compare.sh: 127.0.0.1:$p is already in use (choose --zk-port / --corral-port)" >&2
+                exit 2
+            fi
+        done
+    done
 done
 
 [[ -n "$OUT" ]] || OUT="$REPO/target/bench-results/compare-$(date +%Y%m%d-%H%M%S)"
@@ -140,6 +155,8 @@ stop_pid() {
     kill -TERM "$pid" 2>/dev/null || return 0
     for ((i = 0; i < 100; i++)); do
         kill -0 "$pid" 2>/dev/null || break
+        # Already dead (e.g. the failover's SIGKILL) but not yet reaped.
+        [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" == Z ]] && break
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null || true
@@ -158,7 +175,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# write_cfg <file> <dataDir> <port>: the settings both servers get.
+# write_cfg <file> <dataDir> <port> <base>: the settings both servers get (plus the
+# server.N lines and myid of an ensemble).
 write_cfg() {
     cat > "$1" <<CFG
 tickTime=2000
@@ -172,40 +190,77 @@ maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=*
 CFG
-}
-
-# start_server <name> <tag>: starts a fresh server, waits until it serves; sets SERVER_PID
-# and SERVER_PORT.
-start_server() {
-    local name=$1 tag=$2 dir="$TMP/$1-$2"
-    mkdir -p "$dir/data"
-    case "$name" in
-        zookeeper) SERVER_PORT=$ZK_PORT ;;
-        corral) SERVER_PORT=$CORRAL_PORT ;;
-    esac
-    write_cfg "$dir/zoo.cfg" "$dir/data" "$SERVER_PORT"
-    case "$name" in
-        zookeeper)
-            "${SERVER_PREFIX[@]}" java -Xmx1g -cp '/usr/share/java/*' \
-                org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
-                > "$OUT/$name-$tag.log" 2>&1 &
-            ;;
-        corral)
-            CORRAL_LOG=warn "${SERVER_PREFIX[@]}" "$SERVER" --config "$dir/zoo.cfg" > "$OUT/$name-$tag.log" 2>&1 &
-            ;;
-    esac
-    SERVER_PID=$!
-    STARTED_PIDS+=("$SERVER_PID")
-    if ! "$BENCH" wait --server "127.0.0.1:$SERVER_PORT" --timeout 60s > /dev/null; then
-        echo "compare.sh: $name did not start; its log:" >&2
-        tail -20 "$OUT/$name-$tag.log" >&2
-        exit 1
+    if [[ $ENSEMBLE -gt 1 ]]; then
+        local m
+        for ((m = 1; m <= ENSEMBLE; m++)); do
+            echo "server.$m=127.0.0.1:$(quorum_port "$4" $m):$(election_port "$4" $m)" >> "$1"
+        done
     fi
 }
 
+# start_server <name> <tag> [heap]: starts fresh server(s) (1 or an ensemble), measures the
+# cold start (spawn until a client's first create succeeds) into $RESULTS when the tag has
+# no suffix, and waits until every member serves. Sets SERVER_PIDS (array), PID_LIST (comma
+# list) and CONNECT (connect string of every member).
+start_server() {
+    local name=$1 tag=$2 heap=${3:-1g} base m dir port
+    case "$name" in
+        zookeeper) base=$ZK_PORT ;;
+        corral) base=$CORRAL_PORT ;;
+    esac
+    SERVER_PIDS=()
+    CONNECT=""
+    for ((m = 1; m <= ENSEMBLE; m++)); do
+        dir="$TMP/$name-$tag/m$m"
+        port=$(client_port "$base" $m)
+        mkdir -p "$dir/data"
+        [[ $ENSEMBLE -gt 1 ]] && echo "$m" > "$dir/data/myid"
+        write_cfg "$dir/zoo.cfg" "$dir/data" "$port" "$base"
+        CONNECT+="${CONNECT:+,}127.0.0.1:$port"
+    done
+    local t0
+    t0=$(date +%s%N)
+    for ((m = 1; m <= ENSEMBLE; m++)); do
+        dir="$TMP/$name-$tag/m$m"
+        case "$name" in
+            zookeeper)
+                "${SERVER_PREFIX[@]}" java "-Xmx$heap" -cp '/usr/share/java/*' \
+                    org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
+                    > "$OUT/$name-$tag-m$m.log" 2>&1 &
+                ;;
+            corral)
+                CORRAL_LOG=warn "${SERVER_PREFIX[@]}" "$SERVER" --config "$dir/zoo.cfg" \
+                    > "$OUT/$name-$tag-m$m.log" 2>&1 &
+                ;;
+        esac
+        SERVER_PIDS+=($!)
+        STARTED_PIDS+=($!)
+    done
+    PID_LIST=$(IFS=,; echo "${SERVER_PIDS[*]}")
+    local cold=(--json /dev/null)
+    [[ "$tag" =~ ^r[0-9]+$ ]] && cold=(--json "$RESULTS")
+    if ! bench first-write --servers "$CONNECT" --since-ns "$t0" --timeout 90s \
+        --name "coldstart-$ENSEMBLE" --label "$name" --round "$round" "${cold[@]}" \
+        | tail -n +3 | sed 's/^/   /'; then
+        echo "compare.sh: $name did not serve a write; its log:" >&2
+        tail -20 "$OUT/$name-$tag-m1.log" >&2
+        exit 1
+    fi
+    for ((m = 1; m <= ENSEMBLE; m++)); do
+        if ! "$BENCH" wait --server "127.0.0.1:$(client_port "$base" $m)" --timeout 60s > /dev/null; then
+            echo "compare.sh: $name member $m did not start; its log:" >&2
+            tail -20 "$OUT/$name-$tag-m$m.log" >&2
+            exit 1
+        fi
+    done
+}
+
 stop_server() {
-    stop_pid "$SERVER_PID"
-    forget_pid "$SERVER_PID"
+    local p
+    for p in "${SERVER_PIDS[@]}"; do
+        stop_pid "$p"
+        forget_pid "$p"
+    done
     rm -rf "$TMP/$1-$2"
 }
 
@@ -222,28 +277,40 @@ fi
     echo "zookeeper: $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown), $(java -version 2>&1 | head -1)"
     echo "corral: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown) (+ working tree)"
     echo "pinning: servers=${SERVER_CPUS:-none} bench=${BENCH_CPUS:-none}"
-    echo "settings: rounds=$ROUNDS duration=$DURATION warmup=$WARMUP sessions=$SESSIONS in_flight=$IN_FLIGHT watchers=$WATCHERS fill_nodes=$FILL_NODES only=${ONLY:-all}"
+    echo "settings: rounds=$ROUNDS duration=$DURATION warmup=$WARMUP sessions=$SESSIONS in_flight=$IN_FLIGHT watchers=$WATCHERS fill_nodes=$FILL_NODES only=${ONLY:-all} ensemble=$ENSEMBLE zk_fill_heap=$ZK_FILL_HEAP"
 } | tee "$OUT/machine.txt"
 
 suite_only=()
 [[ -n "$ONLY" ]] && suite_only=(--only "$ONLY")
 [[ $QUICK == 1 ]] && suite_only+=(--quick)
+want_failover=0
+if [[ $ENSEMBLE -gt 1 && $FAILOVER == 1 ]]; then
+    if [[ -z "$ONLY" || ",$ONLY," == *",failover"* ]]; then want_failover=1; fi
+fi
 for ((round = 1; round <= ROUNDS; round++)); do
     for name in zookeeper corral; do
         echo "== round $round: $name ($SECONDS s)"
         start_server "$name" "r$round"
-        bench suite --servers "127.0.0.1:$SERVER_PORT" --server-pid "$SERVER_PID" \
+        bench suite --servers "$CONNECT" --server-pid "$PID_LIST" \
             --label "$name" --round "$round" --json "$RESULTS" \
             --duration "$DURATION" --warmup "$WARMUP" \
             --sessions "$SESSIONS" --in-flight "$IN_FLIGHT" \
             --watchers "$WATCHERS" --fill-nodes 0 "${suite_only[@]}"
         stop_server "$name" "r$round"
         if [[ $want_fill == 1 ]]; then
-            start_server "$name" "r$round-fill"
-            bench fill --servers "127.0.0.1:$SERVER_PORT" --server-pid "$SERVER_PID" \
+            heap=1g
+            [[ $name == zookeeper ]] && heap=$ZK_FILL_HEAP
+            start_server "$name" "r$round-fill" "$heap"
+            bench fill --servers "$CONNECT" --server-pid "$PID_LIST" \
                 --label "$name" --round "$round" --json "$RESULTS" --nodes "$FILL_NODES" \
                 | tail -n +3
             stop_server "$name" "r$round-fill"
+        fi
+        if [[ $want_failover == 1 ]]; then
+            start_server "$name" "r$round-failover"
+            bench failover --servers "$CONNECT" --pids "$PID_LIST" \
+                --label "$name" --round "$round" --json "$RESULTS" | tail -n +3
+            stop_server "$name" "r$round-failover"
         fi
     done
 done

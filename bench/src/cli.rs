@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crate::coldstart::{self, ColdStartConfig};
 use crate::failover::{self, FailoverConfig};
 use crate::fanout::{self, FanoutConfig};
 use crate::fill::{self, FillConfig};
@@ -44,6 +45,8 @@ pub enum Command {
     Failover(FailoverArgs),
     /// Side-by-side medians and ratios of two labels from JSON-lines files.
     Ratio(RatioArgs),
+    /// Cold start: from a given spawn time until a client's first create succeeds.
+    FirstWrite(FirstWriteArgs),
     /// Wait until a server serves (`srvr` reports a `Mode:`), then print its mode.
     Wait(WaitArgs),
 }
@@ -197,6 +200,25 @@ pub struct FailoverArgs {
     /// Longest wait for a new leader and for the writer.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     max_wait: Duration,
+}
+
+/// Arguments of `first-write`.
+#[derive(Debug, Args)]
+pub struct FirstWriteArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    out: Output,
+    /// Wall-clock time just before the servers were spawned, ns since the Unix epoch
+    /// (`date +%s%N`).
+    #[arg(long)]
+    since_ns: u128,
+    /// Scenario name in the output.
+    #[arg(long, default_value = "coldstart")]
+    name: String,
+    /// Give up this long after `--since-ns`.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    timeout: Duration,
 }
 
 /// Arguments of `ratio`.
@@ -360,6 +382,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 ..FailoverConfig::default()
             };
             let r = failover::run_failover(&a.target, &cfg).await?;
+            Printer::new(a.out).emit(&r)
+        }
+        Command::FirstWrite(a) => {
+            let cfg = ColdStartConfig {
+                since_ns: a.since_ns,
+                name: a.name,
+                timeout: a.timeout,
+            };
+            let r = coldstart::run_coldstart(&a.target, &cfg).await?;
             Printer::new(a.out).emit(&r)
         }
         Command::Ratio(a) => {

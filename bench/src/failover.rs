@@ -4,15 +4,14 @@
 //!
 //! ```text
 //!   find leader (srvr `Mode:`) ─► writer: setData, K in flight, all servers in its list
-//!   ── warm-up ──► T0: kill -KILL <leader pid>
+//!   ── warm-up ──► kill -KILL <leader pid>; T0 = once /proc shows it gone (or a zombie)
 //!      poll survivors' srvr every 5 ms ─► first `Mode: leader`      = leader_elected_ms
 //!      writer: first success of a request *sent* after T0           = writer_recovered_ms
 //!      longest stretch without a completed write around T0           = writer_max_gap_ms
 //! ```
 //!
-//! TODO(ensemble): `compare.sh` does not start ensembles yet. This runs against any
-//! ZooKeeper-compatible ensemble given its hosts and PIDs (e.g. three Apache ZooKeeper
-//! servers), and [`run_failover_with`] against in-process ensembles (Corral's
+//! `compare.sh --ensemble 3` runs it against 3-process ZooKeeper and Corral ensembles. It
+//! runs against any ZooKeeper-compatible ensemble given its hosts and PIDs, and [`run_failover_with`] against in-process ensembles (Corral's
 //! `TestingCluster`, see `bench/tests/failover_cluster.rs`). With fewer than 3 servers, or
 //! when no server reports `Mode: leader`, it stops with an error that says so before
 //! killing anything.
@@ -233,6 +232,22 @@ async fn kill_hard(pid: u32) -> Result<()> {
     if !status.success() {
         bail!("kill -KILL {pid} failed ({status})");
     }
+    // Until the process is gone (or a zombie): bounded, 1 ms steps.
+    for _ in 0..2000 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat)
+                if !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with(['Z', 'X']) =>
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            _ => break,
+        }
+    }
     Ok(())
 }
 
@@ -294,9 +309,11 @@ where
     ));
     tokio::time::sleep(cfg.warmup).await;
 
+    // The clock starts once the leader is gone: a write sent while the signal is still on
+    // its way could be answered by the old leader and would not show a recovery.
+    kill(leader).await.context("stopping the leader")?;
     let kill_at = Instant::now();
     let _ = kill_tx.send(Some(kill_at));
-    kill(leader).await.context("stopping the leader")?;
     let give_up = kill_at + cfg.max_wait;
 
     let mut elected = None;

@@ -16,7 +16,6 @@ use anyhow::{bail, Context, Result};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::procfs;
 use crate::record::{error_kind, Record, ServerUsage};
 use crate::sessions::{self, ROOT};
 use crate::stats::{self, LatencySummary};
@@ -63,7 +62,7 @@ pub async fn run_fanout(target: &Target, cfg: &FanoutConfig) -> Result<Record> {
     let node = format!("{ROOT}/watch-{}", sessions::run_id());
     sessions::ensure_path(&writer, &node).await?;
 
-    let before = target.server_pid.map(procfs::sample).transpose()?;
+    let before = target.sample_servers()?;
     let mut hist = stats::new_histogram();
     let mut error_kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut notified = 0u64;
@@ -110,7 +109,7 @@ pub async fn run_fanout(target: &Target, cfg: &FanoutConfig) -> Result<Record> {
         }
         all_ms.push((last - fired).as_secs_f64() * 1e3);
     }
-    let after = target.server_pid.map(procfs::sample).transpose()?;
+    let after = target.sample_servers()?;
     let fired_total = (cfg.watchers * cfg.rounds) as u64;
     sessions::close_all(watchers).await;
     let _ = writer.delete(&node, None).await;
@@ -140,7 +139,7 @@ pub async fn run_fanout(target: &Target, cfg: &FanoutConfig) -> Result<Record> {
     );
     r.metrics.insert("connect_s".into(), connect_s);
     r.metrics.insert("rounds".into(), cfg.rounds as f64);
-    if let (Some(pid), Some(b), Some(a)) = (target.server_pid, before, after) {
+    if let (Some(pid), Some(b), Some(a)) = (target.server_pid.first().copied(), before, after) {
         r.server = Some(ServerUsage::between(pid, &b, &a, fired_total));
     }
     Ok(r)

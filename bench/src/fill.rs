@@ -15,7 +15,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::fourlw;
-use crate::procfs;
 use crate::record::{error_kind, Record, ServerUsage};
 use crate::sessions::{self, ROOT};
 use crate::stats::{self, LatencySummary};
@@ -159,13 +158,13 @@ pub async fn run_fill(target: &Target, cfg: &FillConfig) -> Result<Record> {
         .map(|i| format!("{base}/p{:05}/n{:04}", i / cfg.fanout, i % cfg.fanout))
         .collect();
 
-    let before = target.server_pid.map(procfs::sample).transpose()?;
+    let before = target.sample_servers()?;
     let start = Instant::now();
     let deadline = start + cfg.max_time;
     let parents_out = create_spread(&clients, parent_paths, b"", cfg.in_flight, deadline).await?;
     let leaves = create_spread(&clients, leaf_paths, &payload, cfg.in_flight, deadline).await?;
     let fill = start.elapsed();
-    let after = target.server_pid.map(procfs::sample).transpose()?;
+    let after = target.sample_servers()?;
     let mntr = fourlw::ask(target.first_server(), "mntr", Duration::from_secs(5))
         .await
         .map(|a| fourlw::parse_mntr(&a))
@@ -202,7 +201,7 @@ pub async fn run_fill(target: &Target, cfg: &FillConfig) -> Result<Record> {
     if let Some(n) = mntr.get("zk_approximate_data_size") {
         r.metrics.insert("server_data_size_bytes".into(), *n);
     }
-    if let (Some(pid), Some(b), Some(a)) = (target.server_pid, before, after) {
+    if let (Some(pid), Some(b), Some(a)) = (target.server_pid.first().copied(), before, after) {
         r.server = Some(ServerUsage::between(pid, &b, &a, r.ops));
         r.metrics.insert("rss_before_kb".into(), b.rss_kb as f64);
         let grown = a.rss_kb.saturating_sub(b.rss_kb) as f64 * 1024.0;

@@ -19,6 +19,7 @@
 //! The binary is a thin `main` over [`cli::run`]; tests call the `run_*` functions.
 
 pub mod cli;
+pub mod coldstart;
 pub mod failover;
 pub mod fanout;
 pub mod fill;
@@ -41,9 +42,10 @@ pub struct Target {
     /// Connect string of the server(s): `host:port[,host:port...]`.
     #[arg(long, default_value = "127.0.0.1:2181")]
     pub servers: String,
-    /// PID of the (local) server process, to report its RSS and CPU time from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// PIDs of the (local) server processes, to report their RSS and CPU time from /proc
+    /// (comma-separated; an ensemble's figures are the sums over its members).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Label of the server in the output (`zookeeper`, `corral`, ...).
     #[arg(long, default_value = "server")]
     pub label: String,
@@ -57,10 +59,19 @@ impl Target {
     pub fn new(servers: impl Into<String>) -> Self {
         Target {
             servers: servers.into(),
-            server_pid: None,
+            server_pid: Vec::new(),
             label: "server".to_owned(),
             round: 0,
         }
+    }
+
+    /// The summed RSS and CPU time of the server processes (`None` without PIDs).
+    ///
+    /// # Errors
+    ///
+    /// When a PID names no readable process.
+    pub fn sample_servers(&self) -> anyhow::Result<Option<procfs::ProcessSample>> {
+        procfs::sample_sum(&self.server_pid)
     }
 
     /// The first `host:port` of the connect string (for four-letter words).

@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::procfs;
 use crate::record::{error_kind, Record, ServerUsage};
 use crate::sessions::{self, Rng, ROOT};
 use crate::stats::{self, LatencySummary};
@@ -375,9 +374,9 @@ pub async fn run_load(target: &Target, cfg: &LoadConfig) -> Result<LoadReport> {
     }
     // Resource samples bracket the measured window exactly.
     tokio::time::sleep_until(win.measure_start).await;
-    let before = target.server_pid.map(procfs::sample).transpose()?;
+    let before = target.sample_servers()?;
     tokio::time::sleep_until(win.end).await;
-    let after = target.server_pid.map(procfs::sample).transpose()?;
+    let after = target.sample_servers()?;
 
     let mut outcomes = Vec::with_capacity(cfg.sessions);
     while let Some(joined) = tasks.join_next().await {
@@ -417,7 +416,7 @@ pub async fn run_load(target: &Target, cfg: &LoadConfig) -> Result<LoadReport> {
     record.write_latency_us = LatencySummary::from_histogram(&write_hist);
     record.session_ops_min = per_session_ops.iter().copied().min().unwrap_or(0);
     record.session_ops_max = per_session_ops.iter().copied().max().unwrap_or(0);
-    if let (Some(pid), Some(b), Some(a)) = (target.server_pid, before, after) {
+    if let (Some(pid), Some(b), Some(a)) = (target.server_pid.first().copied(), before, after) {
         record.server = Some(ServerUsage::between(pid, &b, &a, record.ops));
     }
     Ok(LoadReport {

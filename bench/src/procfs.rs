@@ -36,6 +36,28 @@ pub fn sample(pid: u32) -> Result<ProcessSample> {
     })
 }
 
+/// The summed memory and CPU time of `pids` (e.g. the members of a local ensemble); `None`
+/// for no PIDs.
+///
+/// # Errors
+///
+/// When any of the processes cannot be sampled.
+pub fn sample_sum(pids: &[u32]) -> Result<Option<ProcessSample>> {
+    let mut sum: Option<ProcessSample> = None;
+    for &pid in pids {
+        let s = sample(pid)?;
+        sum = Some(match sum {
+            None => s,
+            Some(t) => ProcessSample {
+                rss_kb: t.rss_kb + s.rss_kb,
+                rss_peak_kb: t.rss_peak_kb + s.rss_peak_kb,
+                cpu_s: t.cpu_s + s.cpu_s,
+            },
+        });
+    }
+    Ok(sum)
+}
+
 /// The value in KiB of a `Key:   123 kB` line of `/proc/<pid>/status`.
 pub fn status_kb(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
@@ -89,6 +111,14 @@ mod tests {
     fn stat_ticks_skip_a_command_with_spaces() {
         let stat = "42 (my (odd) srv) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0";
         assert_eq!(cpu_ticks(stat), Some(300));
+    }
+
+    #[test]
+    fn samples_of_several_processes_add_up() {
+        let me = std::process::id();
+        assert_eq!(sample_sum(&[]).unwrap(), None);
+        let two = sample_sum(&[me, me]).unwrap().unwrap();
+        assert!(two.rss_kb > 0 && two.cpu_s >= 0.0);
     }
 
     #[test]

@@ -53,14 +53,26 @@ pub fn goals(scenario: &str) -> Vec<Goal> {
     }
     if scenario.ends_with("-64x32") {
         g.push(le("p99_us", 0.3));
+        g.push(le("rss_mib", 0.1));
     }
     if scenario.ends_with("-1x1") {
         g.push(le("p50_us", 0.5));
     }
     if scenario.starts_with("fill-") {
-        g.push(le("rss_mib", 0.1));
+        g.push(le("rss_mib", 0.25));
     }
     g
+}
+
+/// The project's absolute bounds (ms) on the candidate's median of a figure: cold start
+/// to the first write, and leader failover.
+pub fn limits(scenario: &str) -> Vec<(&'static str, f64)> {
+    match scenario {
+        "coldstart-1" => vec![("first_write_ms", 20.0)],
+        "coldstart-3" => vec![("first_write_ms", 150.0)],
+        "failover" => vec![("leader_elected_ms", 200.0), ("writer_recovered_ms", 400.0)],
+        _ => Vec::new(),
+    }
 }
 
 /// Reads every JSON line of `paths` (blank lines skipped).
@@ -165,7 +177,9 @@ const COLUMNS: [(&str, &str); 7] = [
 ];
 
 /// Scenario metrics worth a ratio of their own.
-const METRICS: [&str; 5] = [
+const METRICS: [&str; 7] = [
+    "first_write_ms",
+    "listening_ms",
     "notify_all_ms",
     "fill_s",
     "rss_bytes_per_node",
@@ -265,7 +279,7 @@ pub fn report(records: &[Record], baseline: &str, candidate: &str) -> Result<Str
             .iter()
             .filter_map(|m| ratio(m).map(|r| format!("{m} {r:.2}x")))
             .collect();
-        let verdicts: Vec<String> = goals(sc)
+        let mut verdicts: Vec<String> = goals(sc)
             .iter()
             .map(|g| {
                 let op = if g.at_least { ">=" } else { "<=" };
@@ -279,6 +293,14 @@ pub fn report(records: &[Record], baseline: &str, candidate: &str) -> Result<Str
                 format!("{} {op} {}x {verdict}", g.figure, g.bound)
             })
             .collect();
+        for (figure, bound) in limits(sc) {
+            let verdict = match c.values.get(figure) {
+                None => "n/a",
+                Some(v) if *v <= bound => "ok",
+                Some(_) => "MISS",
+            };
+            verdicts.push(format!("{figure} <= {bound} ms {verdict}"));
+        }
         let _ = writeln!(s, "{row} {} | {} |", other.join(", "), verdicts.join(", "));
     }
     Ok(s)
@@ -334,6 +356,21 @@ mod tests {
         assert!(text.contains("| set-64x32 | 2.00x |"), "{text}");
         assert!(text.contains("ops_s >= 3x MISS"), "{text}");
         assert!(text.contains("p99_us <= 0.3x ok"), "{text}");
+    }
+
+    #[test]
+    fn absolute_limits_are_checked_on_the_candidate() {
+        let mut z = rec("zookeeper", "failover", 1.0, 10, 1);
+        z.metrics.insert("leader_elected_ms".into(), 600.0);
+        let mut c = rec("corral", "failover", 1.0, 10, 1);
+        c.metrics.insert("leader_elected_ms".into(), 70.0);
+        c.metrics.insert("writer_recovered_ms".into(), 500.0);
+        let text = report(&[z, c], "zookeeper", "corral").unwrap();
+        assert!(text.contains("leader_elected_ms <= 200 ms ok"), "{text}");
+        assert!(
+            text.contains("writer_recovered_ms <= 400 ms MISS"),
+            "{text}"
+        );
     }
 
     #[test]

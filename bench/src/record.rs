@@ -14,7 +14,7 @@ use crate::stats::LatencySummary;
 /// Resource use of the server during a run (when its PID was given).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ServerUsage {
-    /// The server's process id.
+    /// The (first) server process id; RSS and CPU are summed over every `--server-pid`.
     pub pid: u32,
     /// Resident set size at the end of the run, KiB.
     pub rss_kb: u64,

@@ -13,7 +13,7 @@ async fn mixed_load_reports_consistent_counts_and_ordered_latencies() {
     let server = TestingServer::start().await.unwrap();
     let target = Target {
         // The server runs in this process, so /proc of our own PID is its usage.
-        server_pid: Some(std::process::id()),
+        server_pid: vec![std::process::id()],
         label: "corral".into(),
         ..Target::new(server.connect_string())
     };

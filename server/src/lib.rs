@@ -15,6 +15,7 @@
 pub mod acl;
 pub mod admin;
 pub mod config;
+pub mod idhash;
 pub mod net;
 pub mod node;
 pub mod peer;

@@ -1,7 +1,9 @@
 //! Session table: ids, passwords, timeouts and expiry buckets. Time is an input (`now_ms`),
 //! never read here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::idhash::IdMap;
 
 /// A live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub struct Session {
 #[derive(Debug)]
 pub struct SessionTracker {
     tick_ms: i64,
-    sessions: HashMap<i64, Session>,
+    sessions: IdMap<i64, Session>,
     buckets: BTreeMap<i64, BTreeSet<i64>>,
     next_id: i64,
 }
@@ -40,7 +42,7 @@ impl SessionTracker {
     pub fn new(tick_ms: u32, server_id: u64, clock_ms: i64) -> Self {
         SessionTracker {
             tick_ms: i64::from(tick_ms.max(1)),
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, clock_ms),
         }

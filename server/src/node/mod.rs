@@ -8,6 +8,7 @@
 use crate::acl;
 use crate::admin::{self, AdminView, ConnInfo};
 use crate::config::ServerConfig;
+use crate::idhash::IdMap;
 use crate::prep::{Prep, PrepConfig, PrepCtx};
 use crate::session::{session_password, SessionTracker};
 use crate::storage::{Log, LogEvent, SnapshotData};
@@ -19,7 +20,7 @@ use corral_proto::{
     GetChildrenResponse, GetDataResponse, Id, MultiResult, OpCode, PathRequest, Request, Response,
     Stat, Txn, TxnHeader, WatcherEvent, WatcherType,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -226,9 +227,9 @@ pub struct Node {
     sessions: SessionTracker,
     watches: WatchManager,
     prep: Prep,
-    conns: HashMap<ConnId, Conn>,
-    session_conn: HashMap<i64, ConnId>,
-    queues: HashMap<i64, VecDeque<Queued>>,
+    conns: IdMap<ConnId, Conn>,
+    session_conn: IdMap<i64, ConnId>,
+    queues: IdMap<i64, VecDeque<Queued>>,
     in_flight: VecDeque<InFlight>,
     /// How many entries at the back of `in_flight` are not yet handed to the log.
     staged: usize,
@@ -277,9 +278,9 @@ impl Node {
             sessions,
             watches: WatchManager::new(),
             prep,
-            conns: HashMap::new(),
-            session_conn: HashMap::new(),
-            queues: HashMap::new(),
+            conns: IdMap::default(),
+            session_conn: IdMap::default(),
+            queues: IdMap::default(),
             in_flight: VecDeque::new(),
             staged: 0,
             next_zxid,
