@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
@@ -23,7 +22,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-const JAVA_DIR: &str = "/usr/share/java";
 /// What DiscoveryMember needs: curator-x-discovery, Curator, the ZooKeeper client,
 /// Jackson and their dependencies.
 const JARS: [&str; 12] = [
@@ -45,53 +43,11 @@ const BASE: &str = "/interop-services";
 /// The classpath with DiscoveryMember compiled, or why not.
 fn compiled() -> &'static Result<String, String> {
     static COMPILED: OnceLock<Result<String, String>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        for tool in ["javac", "java"] {
-            if !common::command_works(tool, &["-version"]) {
-                return Err(format!("no working `{tool}` on PATH"));
-            }
-        }
-        let mut classpath = Vec::new();
-        for jar in JARS {
-            let path = Path::new(JAVA_DIR).join(jar);
-            if !path.exists() {
-                return Err(format!(
-                    "{} not found (apt install libcurator-discovery-java)",
-                    path.display()
-                ));
-            }
-            classpath.push(path.display().to_string());
-        }
-        let source =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/DiscoveryMember.java");
-        let out = tempfile::tempdir().map_err(|e| e.to_string())?.keep();
-        let status = std::process::Command::new("javac")
-            .arg("-d")
-            .arg(&out)
-            .arg("-cp")
-            .arg(classpath.join(":"))
-            .arg(&source)
-            .status()
-            .map_err(|e| format!("javac: {e}"))?;
-        if !status.success() {
-            return Err(format!("javac {} failed: {status}", source.display()));
-        }
-        classpath.insert(0, out.display().to_string());
-        Ok(classpath.join(":"))
-    })
+    COMPILED.get_or_init(|| common::compile_java("DiscoveryMember.java", &JARS))
 }
 
 fn classpath_or_skip() -> Option<String> {
-    match compiled() {
-        Ok(cp) => Some(cp.clone()),
-        Err(reason) => {
-            if std::env::var("CORRAL_REQUIRE_COMPAT").as_deref() == Ok("1") {
-                panic!("interop with curator-x-discovery required but unavailable: {reason}");
-            }
-            eprintln!("SKIPPED: interop with curator-x-discovery: {reason}");
-            None
-        }
-    }
+    common::classpath_or_skip(compiled())
 }
 
 /// A running DiscoveryMember.

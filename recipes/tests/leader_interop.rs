@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,69 +17,16 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-const JAVA_DIR: &str = "/usr/share/java";
-const JARS: [&str; 8] = [
-    "curator-recipes.jar",
-    "curator-framework.jar",
-    "curator-client.jar",
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "guava.jar",
-    "slf4j-api.jar",
-    "slf4j-nop.jar",
-];
 const LATCH: &str = "/interop/latch";
 
 /// The classpath with LatchMember compiled, or why not.
 fn compiled() -> &'static Result<String, String> {
     static COMPILED: OnceLock<Result<String, String>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        for tool in ["javac", "java"] {
-            if !common::command_works(tool, &["-version"]) {
-                return Err(format!("no working `{tool}` on PATH"));
-            }
-        }
-        let mut classpath = Vec::new();
-        for jar in JARS {
-            let path = Path::new(JAVA_DIR).join(jar);
-            if !path.exists() {
-                return Err(format!(
-                    "{} not found (apt install libcurator-recipes-java)",
-                    path.display()
-                ));
-            }
-            classpath.push(path.display().to_string());
-        }
-        let source =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/LatchMember.java");
-        let out = tempfile::tempdir().map_err(|e| e.to_string())?.keep();
-        let status = std::process::Command::new("javac")
-            .arg("-d")
-            .arg(&out)
-            .arg("-cp")
-            .arg(classpath.join(":"))
-            .arg(&source)
-            .status()
-            .map_err(|e| format!("javac: {e}"))?;
-        if !status.success() {
-            return Err(format!("javac {} failed: {status}", source.display()));
-        }
-        classpath.insert(0, out.display().to_string());
-        Ok(classpath.join(":"))
-    })
+    COMPILED.get_or_init(|| common::compile_java("LatchMember.java", &common::CURATOR_JARS))
 }
 
 fn classpath_or_skip() -> Option<String> {
-    match compiled() {
-        Ok(cp) => Some(cp.clone()),
-        Err(reason) => {
-            if std::env::var("CORRAL_REQUIRE_COMPAT").as_deref() == Ok("1") {
-                panic!("interop with Curator required but unavailable: {reason}");
-            }
-            eprintln!("SKIPPED: interop with Curator: {reason}");
-            None
-        }
-    }
+    common::classpath_or_skip(compiled())
 }
 
 fn now_ms() -> u128 {

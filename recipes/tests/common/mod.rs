@@ -591,3 +591,69 @@ pub async fn wait_state(
     let state = within(what, rx.wait_for(pred)).await;
     *state.expect("state channel open")
 }
+
+/// Jars every Curator interop program needs (under /usr/share/java).
+pub const CURATOR_JARS: [&str; 8] = [
+    "curator-recipes.jar",
+    "curator-framework.jar",
+    "curator-client.jar",
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "guava.jar",
+    "slf4j-api.jar",
+    "slf4j-nop.jar",
+];
+
+/// Compiles `tests/interop/<source>` with javac against `jars` (in /usr/share/java) into a
+/// directory kept for the test run. Returns the classpath with the compiled class first, or
+/// why it cannot be had (no JDK, a jar missing, a compile error).
+pub fn compile_java(source: &str, jars: &[&str]) -> Result<String, String> {
+    for tool in ["javac", "java"] {
+        if !command_works(tool, &["-version"]) {
+            return Err(format!("no working `{tool}` on PATH"));
+        }
+    }
+    let mut classpath = Vec::new();
+    for jar in jars {
+        let path = std::path::Path::new("/usr/share/java").join(jar);
+        if !path.exists() {
+            return Err(format!(
+                "{} not found (apt install libcurator-recipes-java libcurator-discovery-java)",
+                path.display()
+            ));
+        }
+        classpath.push(path.display().to_string());
+    }
+    let source = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/interop")
+        .join(source);
+    let out = tempfile::tempdir().map_err(|e| e.to_string())?.keep();
+    let status = Command::new("javac")
+        .arg("-d")
+        .arg(&out)
+        .arg("-cp")
+        .arg(classpath.join(":"))
+        .arg(&source)
+        .status()
+        .map_err(|e| format!("javac: {e}"))?;
+    if !status.success() {
+        return Err(format!("javac {} failed: {status}", source.display()));
+    }
+    classpath.insert(0, out.display().to_string());
+    Ok(classpath.join(":"))
+}
+
+/// The classpath, or `None` after printing why the interop test is skipped; with
+/// `CORRAL_REQUIRE_COMPAT=1` a missing peer is a failure instead.
+pub fn classpath_or_skip(compiled: &Result<String, String>) -> Option<String> {
+    match compiled {
+        Ok(cp) => Some(cp.clone()),
+        Err(reason) => {
+            if std::env::var("CORRAL_REQUIRE_COMPAT").as_deref() == Ok("1") {
+                panic!("interop with Curator required but unavailable: {reason}");
+            }
+            eprintln!("SKIPPED: interop with Curator: {reason}");
+            None
+        }
+    }
+}
