@@ -103,8 +103,8 @@ impl Znode {
 pub enum Trigger {
     /// A node was created.
     Created(String),
-    /// A node was deleted.
-    Deleted(String),
+    /// A node was deleted; its ACL decides who may hear of it.
+    Deleted(String, Arc<Vec<Acl>>),
     /// A node's data changed.
     DataChanged(String),
     /// A node's children changed.
@@ -475,7 +475,7 @@ impl DataTree {
                 p.stat.pzxid = zxid;
             }
         });
-        triggers.push(Trigger::Deleted(path.to_owned()));
+        triggers.push(Trigger::Deleted(path.to_owned(), node.acl.clone()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Ok(())
     }
@@ -737,7 +737,9 @@ mod tests {
         let trig = t.apply(&hdr(4), &close).unwrap();
         assert!(t.get("/e").is_none());
         assert!(t.get("/f").is_some());
-        assert!(trig.contains(&Trigger::Deleted("/e".into())));
+        assert!(trig
+            .iter()
+            .any(|t| matches!(t, Trigger::Deleted(p, _) if p == "/e")));
         assert_eq!(t.ephemeral_count(), 1);
     }
 

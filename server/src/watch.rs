@@ -227,7 +227,7 @@ impl WatchManager {
                 self.data.trigger(p, &mut conns);
                 (EventType::NodeDataChanged, p)
             }
-            Trigger::Deleted(p) => {
+            Trigger::Deleted(p, _) => {
                 self.data.trigger(p, &mut conns);
                 self.child.trigger(p, &mut conns);
                 (EventType::NodeDeleted, p)
@@ -334,7 +334,13 @@ mod tests {
         w.add_child("/a", 1);
         w.add_recursive("/", 1);
         assert_eq!(
-            ev(&mut w, Trigger::Deleted("/a".into())),
+            ev(
+                &mut w,
+                Trigger::Deleted(
+                    "/a".into(),
+                    std::sync::Arc::new(corral_proto::Acl::open_unsafe())
+                )
+            ),
             [(1, EventType::NodeDeleted)]
         );
         // Both one-shot watches were consumed; the recursive one stays.

@@ -390,3 +390,48 @@ async fn four_letter_words_honour_the_whitelist() {
         .await
         .contains("zk_znode_count\t5"));
 }
+
+#[tokio::test]
+async fn watch_events_about_unreadable_nodes_are_not_delivered() {
+    let server = TestingServer::start().await.unwrap();
+    let mut watcher = Raw::connect(server.addr()).await;
+    let (h, _) = watcher
+        .call(&Request::AddWatch(AddWatchRequest {
+            path: "/".into(),
+            mode: 1,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    let mut owner = Raw::connect(server.addr()).await;
+    let auth = corral_proto::AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Some(b"bob:secret".to_vec()),
+    };
+    let (h, _) = owner.call(&Request::Auth(auth)).await;
+    assert_eq!(h.err, 0);
+    let secret = Request::Create(CreateRequest {
+        path: "/secret".into(),
+        data: None,
+        acl: Acl::creator_all(),
+        flags: 0,
+    });
+    let (h, _) = owner.call(&secret).await;
+    assert_eq!(h.err, 0);
+    owner.call(&create("/public", 0)).await;
+    owner
+        .call(&Request::Delete(DeleteRequest {
+            path: "/secret".into(),
+            version: -1,
+        }))
+        .await;
+    owner.call(&create("/public2", 0)).await;
+    // The public creates are seen; nothing about the node only bob may read, before or after.
+    wait_event(&mut watcher, EventType::NodeCreated, "/public2").await;
+    assert!(watcher.events.iter().any(|e| e.path == "/public"));
+    assert!(
+        watcher.events.iter().all(|e| e.path != "/secret"),
+        "{:?}",
+        watcher.events
+    );
+}

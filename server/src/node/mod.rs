@@ -1061,9 +1061,36 @@ impl Node {
         }
     }
 
+    /// Sends the notifications `triggers` cause. As ZooKeeper does since 3.8.4 / 3.9.2
+    /// (ZOOKEEPER-4799, CVE-2024-23944), a connection hears of a node only if it may READ it:
+    /// otherwise a recursive watch high in the tree would reveal paths it cannot read.
     fn fire(&mut self, triggers: &[Trigger]) {
+        let deleted: std::collections::HashMap<&str, &std::sync::Arc<Vec<corral_proto::Acl>>> =
+            triggers
+                .iter()
+                .filter_map(|t| match t {
+                    Trigger::Deleted(p, acl) => Some((p.as_str(), acl)),
+                    _ => None,
+                })
+                .collect();
         for t in triggers {
+            let acl = match t {
+                Trigger::Deleted(_, acl) => Some(acl.clone()),
+                Trigger::Created(p) | Trigger::DataChanged(p) | Trigger::ChildrenChanged(p) => self
+                    .tree
+                    .get(p)
+                    .map(|n| n.acl.clone())
+                    .or_else(|| deleted.get(p.as_str()).map(|a| (*a).clone())),
+            };
             for (conn, ty, path) in self.watches.trigger(t) {
+                let allowed = match (&acl, self.conns.get(&conn)) {
+                    (Some(acl), Some(c)) => acl::check(acl, perms::READ, &c.ids),
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                };
+                if !allowed {
+                    continue;
+                }
                 self.send(
                     conn,
                     Out::Event(WatcherEvent {
