@@ -16,11 +16,9 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corral_client::{Client, ClientBuilder, Error};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,7 +74,11 @@ impl TestServer {
             });
         }
         let started = if std::env::var("CORRAL_TEST_BACKEND").as_deref() == Ok("zookeeper") {
-            ZkProcess::start().await.map(Backend::Zookeeper)
+            ZkProcess::start(ZkOptions {
+                extended_types: true,
+            })
+            .await
+            .map(Backend::Zookeeper)
         } else {
             corral_server::testing::TestingServer::start_with(|c| {
                 // Reap containers and TTL nodes quickly, as the Apache harness does.
@@ -145,174 +147,7 @@ pub fn skip_unless_restartable(server: &TestServer) -> bool {
     true
 }
 
-/// A private Apache ZooKeeper (standalone) process.
-pub struct ZkProcess {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
-
-impl ZkProcess {
-    async fn start() -> Result<ZkProcess, String> {
-        if !Path::new(ZK_JAR).exists() {
-            return Err(format!("{ZK_JAR} not found (apt install zookeeper)"));
-        }
-        let java = Command::new("java")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !matches!(java, Ok(s) if s.success()) {
-            return Err("no working `java` on PATH".into());
-        }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let cfg = format!(
-            "tickTime=2000\n\
-             dataDir={}\n\
-             clientPortAddress=127.0.0.1\n\
-             clientPort={port}\n\
-             admin.enableServer=false\n\
-             4lw.commands.whitelist=*\n\
-             extendedTypesEnabled=true\n\
-             maxClientCnxns=0\n",
-            data.display()
-        );
-        std::fs::write(dir.path().join("zoo.cfg"), cfg).map_err(|e| e.to_string())?;
-        let mut zk = ZkProcess {
-            child: None,
-            port,
-            dir,
-        };
-        zk.launch().await?;
-        Ok(zk)
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("zookeeper.log")
-    }
-
-    /// Starts the JVM and waits (bounded) until the server answers `srvr` with a mode.
-    async fn launch(&mut self) -> Result<(), String> {
-        assert!(self.child.is_none(), "server already running");
-        let mut classpath = ZK_JAR.to_string();
-        for logger in [
-            "/usr/share/java/slf4j-simple.jar",
-            "/usr/share/java/slf4j-nop.jar",
-        ] {
-            if Path::new(logger).exists() {
-                classpath = format!("{classpath}:{logger}");
-                break;
-            }
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| e.to_string())?;
-        let child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Dzookeeper.extendedTypesEnabled=true",
-                // Reap containers and TTL nodes quickly, so tests can wait for it.
-                "-Dznode.container.checkIntervalMs=200",
-                "-Dzookeeper.admin.enableServer=false",
-                "-cp",
-                &classpath,
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            ])
-            .arg(self.dir.path().join("zoo.cfg"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start java: {e}"))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(reply) = four_letter_word(self.port, b"srvr").await {
-                if reply.contains("Mode:") {
-                    return Ok(());
-                }
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                self.child = None;
-                return Err(format!("zookeeper exited ({status}): {}", self.log_tail()));
-            }
-            if Instant::now() > deadline {
-                self.stop();
-                return Err(format!(
-                    "zookeeper did not start in 30 s: {}",
-                    self.log_tail()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let start = log.len().saturating_sub(2000);
-        log[start..].to_string()
-    }
-}
-
-impl Drop for ZkProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-/// Sends a four-letter word; `None` if the server does not answer within 2 s.
-pub async fn four_letter_word(port: u16, word: &[u8; 4]) -> Option<String> {
-    let ask = async {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(word).await.ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.ok()?;
-        Some(out)
-    };
-    tokio::time::timeout(Duration::from_secs(2), ask)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// A unique node name for this process.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use corral_testkit::{unique, ZkOptions, ZkProcess};
 
 /// A test's server plus a fresh root node under which the test works.
 pub struct Ctx {

@@ -14,11 +14,10 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corral_client::{Client, ClientBuilder, CreateOptions, Error, SessionStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -82,7 +81,9 @@ impl TestServer {
             });
         }
         let started = if backend_name() == "zookeeper" {
-            ZkProcess::start().await.map(Backend::Zookeeper)
+            ZkProcess::start(ZkOptions::default())
+                .await
+                .map(Backend::Zookeeper)
         } else {
             corral_server::testing::TestingServer::start()
                 .await
@@ -105,153 +106,15 @@ impl TestServer {
     pub fn addr(&self) -> String {
         match &self.backend {
             Backend::External(a) => a.clone(),
-            Backend::Zookeeper(zk) => format!("127.0.0.1:{}", zk.port),
+            Backend::Zookeeper(zk) => zk.addr(),
             Backend::Corral(s) => s.connect_string(),
         }
     }
 }
 
-/// A private Apache ZooKeeper (standalone) process, killed on drop.
-pub struct ZkProcess {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
-
-impl ZkProcess {
-    async fn start() -> Result<ZkProcess, String> {
-        if !Path::new(ZK_JAR).exists() {
-            return Err(format!("{ZK_JAR} not found (apt install zookeeper)"));
-        }
-        if !command_works("java", &["-version"]) {
-            return Err("no working `java` on PATH".into());
-        }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let cfg = format!(
-            "tickTime=2000\ndataDir={}\nclientPortAddress=127.0.0.1\nclientPort={port}\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
-            data.display()
-        );
-        std::fs::write(dir.path().join("zoo.cfg"), cfg).map_err(|e| e.to_string())?;
-        let log =
-            std::fs::File::create(dir.path().join("zookeeper.log")).map_err(|e| e.to_string())?;
-        let mut classpath = ZK_JAR.to_string();
-        if let Some(logger) = first_existing(&[
-            "/usr/share/java/slf4j-nop.jar",
-            "/usr/share/java/slf4j-simple.jar",
-        ]) {
-            classpath = format!("{classpath}:{logger}");
-        }
-        let child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                // Reap empty lock directories (containers) quickly.
-                "-Dznode.container.checkIntervalMs=200",
-                "-Dzookeeper.admin.enableServer=false",
-                "-cp",
-                &classpath,
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            ])
-            .arg(dir.path().join("zoo.cfg"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start java: {e}"))?;
-        let mut zk = ZkProcess {
-            child: Some(child),
-            port,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(reply) = four_letter_word(port, b"srvr").await {
-                if reply.contains("Mode:") {
-                    return Ok(zk);
-                }
-            }
-            if let Some(Ok(Some(status))) = zk.child.as_mut().map(|c| c.try_wait()) {
-                zk.child = None;
-                return Err(format!("zookeeper exited ({status})"));
-            }
-            if Instant::now() > deadline {
-                return Err("zookeeper did not start in 60 s".into());
-            }
-            // Polling a process that has no readiness signal; bounded by the deadline.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for ZkProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The first of `paths` that exists.
-pub fn first_existing(paths: &[&str]) -> Option<String> {
-    paths
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .map(|p| p.to_string())
-}
-
-/// Whether `program args` runs and exits successfully.
-pub fn command_works(program: &str, args: &[&str]) -> bool {
-    matches!(
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status(),
-        Ok(s) if s.success()
-    )
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-/// Sends a four-letter word; `None` if the server does not answer within 2 s.
-pub async fn four_letter_word(port: u16, word: &[u8; 4]) -> Option<String> {
-    let ask = async {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(word).await.ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.ok()?;
-        Some(out)
-    };
-    tokio::time::timeout(Duration::from_secs(2), ask)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// A unique name for this process.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use corral_testkit::{command_works, four_letter_word, unique, ZkOptions, ZkProcess};
 
 /// A test's server plus a fresh root node (the chroot of the test's clients).
 pub struct Ctx {
