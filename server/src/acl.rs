@@ -152,6 +152,14 @@ pub fn java_clone_order(hashes: &[u32], order: &[usize]) -> Vec<usize> {
 /// hash set of Jute `Id` records, so the order is the hash-table order. whoAmI and the `auth`
 /// ACL expansion show it.
 pub fn zookeeper_order(ids: &[Id]) -> Vec<Id> {
+    zookeeper_order_index(ids)
+        .into_iter()
+        .map(|i| ids[i].clone())
+        .collect()
+}
+
+/// [`zookeeper_order`] as indexes into `ids`.
+fn zookeeper_order_index(ids: &[Id]) -> Vec<usize> {
     let hashes: Vec<u32> = ids
         .iter()
         .map(|id| {
@@ -162,51 +170,74 @@ pub fn zookeeper_order(ids: &[Id]) -> Vec<Id> {
         })
         .collect();
     java_hash_order(&hashes)
-        .into_iter()
-        .map(|i| ids[i].clone())
-        .collect()
 }
 
 /// Validates and expands an ACL for create / setACL as ZooKeeper does: duplicates removed,
 /// `auth` expanded to the caller's authenticated (digest) ids, unknown schemes and invalid
 /// ids rejected with `InvalidAcl`.
 pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
-    let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
-    for a in acl {
-        if !uniq.contains(&a) {
-            uniq.push(a);
+    fixup_owned(acl.to_vec(), ids)
+}
+
+/// [`fixup`] of an ACL the caller owns. It runs on every create, so it allocates nothing
+/// unless the ACL has an `auth` entry: the entries are checked and deduplicated in place, and
+/// only an `auth` entry needs the ids in ZooKeeper's hash order and a new vector.
+pub fn fixup_owned(mut acl: Vec<Acl>, ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+    // Keep the first of equal entries, in order.
+    let mut uniq = 0;
+    for i in 0..acl.len() {
+        if !acl[..uniq].contains(&acl[i]) {
+            if uniq != i {
+                acl.swap(uniq, i);
+            }
+            uniq += 1;
         }
     }
-    if uniq.is_empty() {
+    acl.truncate(uniq);
+    if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
-    let mut out = Vec::with_capacity(uniq.len());
-    let ordered = zookeeper_order(ids);
-    let ids = &ordered[..];
-    for a in uniq {
-        match a.id.scheme.as_str() {
-            "world" if a.id.id == "anyone" => out.push(a.clone()),
+    let mut auth = false;
+    for a in &acl {
+        let valid = match a.id.scheme.as_str() {
+            "world" => a.id.id == "anyone",
             "auth" => {
-                let mut any = false;
-                for id in ids.iter().filter(|id| id.scheme == "digest") {
-                    any = true;
-                    out.push(Acl {
-                        perms: a.perms,
-                        id: id.clone(),
-                    });
-                }
-                if !any {
-                    return Err(ErrorCode::InvalidAcl);
-                }
+                auth = true;
+                true
             }
-            "digest"
-                if a.id.id.split(':').filter(|s| !s.is_empty()).count() == 2
-                    && a.id.id.matches(':').count() == 1 =>
-            {
-                out.push(a.clone())
+            "digest" => {
+                a.id.id.split(':').filter(|s| !s.is_empty()).count() == 2
+                    && a.id.id.matches(':').count() == 1
             }
-            "ip" if parse_ip_acl(&a.id.id).is_some() => out.push(a.clone()),
-            _ => return Err(ErrorCode::InvalidAcl),
+            "ip" => parse_ip_acl(&a.id.id).is_some(),
+            _ => false,
+        };
+        if !valid {
+            return Err(ErrorCode::InvalidAcl);
+        }
+    }
+    if !auth {
+        return Ok(acl);
+    }
+    let order = zookeeper_order_index(ids);
+    let digests = || {
+        order
+            .iter()
+            .map(|&i| &ids[i])
+            .filter(|id| id.scheme == "digest")
+    };
+    if digests().next().is_none() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out = Vec::with_capacity(acl.len() + ids.len());
+    for a in acl {
+        if a.id.scheme == "auth" {
+            out.extend(digests().map(|id| Acl {
+                perms: a.perms,
+                id: id.clone(),
+            }));
+        } else {
+            out.push(a);
         }
     }
     Ok(out)
@@ -310,6 +341,34 @@ mod tests {
             Acl::new(1, "ip", "10.0.0.0/8"),
         ];
         assert_eq!(fixup(&dup, &ids).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fixup_keeps_entry_order_and_expands_auth_in_hash_order() {
+        let ids = vec![
+            Id::new("ip", "127.0.0.1"),
+            Id::new("digest", "bob:wrong"),
+            Id::new("digest", "bob:secret"),
+        ];
+        let order: Vec<String> = zookeeper_order(&ids).into_iter().map(|i| i.id).collect();
+        let acl = vec![
+            Acl::new(1, "ip", "10.0.0.0/8"),
+            Acl::new(3, "auth", ""),
+            Acl::new(1, "ip", "10.0.0.0/8"),
+            Acl::new(perms::READ, "world", "anyone"),
+        ];
+        let mut want = vec![Acl::new(1, "ip", "10.0.0.0/8")];
+        want.extend(
+            order
+                .iter()
+                .filter(|id| id.starts_with("bob:"))
+                .map(|id| Acl::new(3, "digest", id.as_str())),
+        );
+        want.push(Acl::new(perms::READ, "world", "anyone"));
+        assert_eq!(fixup(&acl, &ids).unwrap(), want);
+        assert_eq!(fixup_owned(acl, &ids).unwrap(), want);
+        let plain = vec![Acl::new(perms::ALL, "world", "anyone")];
+        assert_eq!(fixup_owned(plain.clone(), &[]).unwrap(), plain);
     }
 
     #[test]

@@ -7,10 +7,13 @@ use crate::tree::{DataTree, SYSTEM_PATHS};
 use corral_proto::path::{parent, validate_path};
 use corral_proto::{
     perms, ttl_ephemeral_owner, ttl_of_owner, Acl, CheckVersionTxn, CloseSessionTxn,
-    CreateContainerTxn, CreateMode, CreateTtlTxn, CreateTxn, DeleteTxn, ErrorCode, Id, Request,
-    SetAclTxn, SetDataTxn, Stat, Txn, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS,
+    CreateContainerTxn, CreateMode, CreateTtlTxn, CreateTxn, DeleteTxn, ErrorCode, Id, OpCode,
+    Request, SetAclTxn, SetDataTxn, Stat, Txn, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS,
 };
-use std::collections::{HashMap, VecDeque};
+use hashbrown::{hash_table, DefaultHashBuilder, HashTable};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 /// Settings prep needs.
@@ -29,6 +32,105 @@ struct NodeView {
 
 /// An outstanding change: the zxid that made it and the node after it (`None`: deleted).
 type Change = (i64, Option<NodeView>);
+
+/// Outstanding changes by path: the newest change of every path that writes in flight
+/// touch. A record allocates its path at most once, as an `Arc<str>` that the table entry and
+/// the `order` entries share, and not at all when the path has a change in flight already
+/// (as a parent has under a stream of creates). `order` keeps each entry's hash, so
+/// [`Prep::applied`] finds the entry by hash and pointer without reading the path again:
+/// by then its bytes have usually left the cache.
+///
+/// The hasher is foldhash (hashbrown's default): about as fast as FxHash on short paths, but
+/// seeded at random per table. Paths are chosen by clients, and the writes in flight are
+/// bounded only loosely (`globalOutstandingLimit` per connection, times the connections), so
+/// with a fixed hasher a client allowed to create nodes could fill the table with colliding
+/// paths and make every prep and every `applied` scan them. Iteration order is therefore not
+/// fixed, and nothing depends on it (`close_session` sorts what it collects).
+#[derive(Debug, Default)]
+struct Changes {
+    table: HashTable<(Arc<str>, Change)>,
+    hasher: DefaultHashBuilder,
+}
+
+impl Changes {
+    fn hash(&self, path: &str) -> u64 {
+        self.hasher.hash_one(path)
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Arc<str>, Change)> {
+        self.table.iter()
+    }
+
+    fn get(&self, path: &str) -> Option<&Change> {
+        self.table
+            .find(self.hash(path), |(p, _)| **p == *path)
+            .map(|(_, c)| c)
+    }
+
+    /// Makes `change` the newest of `path`. Returns the path's hash and shared key, and the
+    /// change it replaced.
+    fn insert(&mut self, path: &str, change: Change) -> (u64, Arc<str>, Option<Change>) {
+        let hash = self.hash(path);
+        let hasher = &self.hasher;
+        match self
+            .table
+            .entry(hash, |(p, _)| **p == *path, |(p, _)| hasher.hash_one(&**p))
+        {
+            hash_table::Entry::Occupied(mut e) => {
+                let (key, old) = e.get_mut();
+                let prev = std::mem::replace(old, change);
+                (hash, key.clone(), Some(prev))
+            }
+            hash_table::Entry::Vacant(e) => {
+                let key: Arc<str> = Arc::from(path);
+                e.insert((key.clone(), change));
+                (hash, key, None)
+            }
+        }
+    }
+
+    /// Puts back what [`Changes::insert`] replaced (`None`: there was no change).
+    fn restore(&mut self, hash: u64, path: Arc<str>, prev: Option<Change>) {
+        let hasher = &self.hasher;
+        let entry = self.table.entry(
+            hash,
+            |(p, _)| Arc::ptr_eq(p, &path) || *p == path,
+            |(p, _)| hasher.hash_one(&**p),
+        );
+        match (entry, prev) {
+            (hash_table::Entry::Occupied(mut e), Some(prev)) => e.get_mut().1 = prev,
+            (hash_table::Entry::Occupied(e), None) => {
+                e.remove();
+            }
+            (hash_table::Entry::Vacant(e), Some(prev)) => {
+                e.insert((path, prev));
+            }
+            (hash_table::Entry::Vacant(_), None) => {}
+        }
+    }
+
+    /// Drops the change of `path` if `zxid` made it (no later change replaced it).
+    fn forget(&mut self, hash: u64, path: &Arc<str>, zxid: i64) {
+        // The same Arc, unless the entry was dropped and made again since; compare the bytes
+        // only then.
+        let found = self
+            .table
+            .find_entry(hash, |(p, _)| Arc::ptr_eq(p, path) || p == path);
+        if let Ok(e) = found {
+            if e.get().1 .0 == zxid {
+                e.remove();
+            }
+        }
+    }
+}
+
+/// What a record replaced, to roll a failed multi back: the path's hash, the path, and its
+/// previous change (`None`: it had none).
+type Undo = (u64, Arc<str>, Option<Change>);
 
 /// Who is asking and when.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +151,11 @@ pub struct PrepCtx<'a> {
 #[derive(Debug, Default)]
 pub struct Prep {
     cfg: PrepConfig,
-    changes: HashMap<String, Change>,
-    order: VecDeque<(i64, String)>,
-    /// While a multi is being prepped: the previous change entry of every path it touched.
-    undo: Option<Vec<(String, Option<Change>)>>,
+    changes: Changes,
+    /// The (zxid, hash, path) of every change, oldest first, to forget them once applied.
+    order: VecDeque<(i64, u64, Arc<str>)>,
+    /// While a multi is being prepped: the previous change of every path it touched.
+    undo: Option<Vec<Undo>>,
 }
 
 type PResult<T> = Result<T, ErrorCode>;
@@ -68,14 +171,9 @@ impl Prep {
 
     /// Forgets the outstanding changes of transactions up to `zxid`, now in the tree.
     pub fn applied(&mut self, zxid: i64) {
-        while let Some((z, _)) = self.order.front() {
-            if *z > zxid {
-                break;
-            }
-            let (z, path) = self.order.pop_front().expect("front exists");
-            if self.changes.get(&path).is_some_and(|(cz, _)| *cz == z) {
-                self.changes.remove(&path);
-            }
+        while self.order.front().is_some_and(|(z, _, _)| *z <= zxid) {
+            let (z, hash, path) = self.order.pop_front().expect("front exists");
+            self.changes.forget(hash, &path, z);
         }
     }
 
@@ -95,15 +193,16 @@ impl Prep {
     }
 
     fn record(&mut self, zxid: i64, path: &str, v: Option<NodeView>) {
-        let prev = self.changes.insert(path.to_owned(), (zxid, v));
+        let (hash, key, prev) = self.changes.insert(path, (zxid, v));
         if let Some(undo) = &mut self.undo {
-            undo.push((path.to_owned(), prev));
+            undo.push((hash, key.clone(), prev));
         }
-        self.order.push_back((zxid, path.to_owned()));
+        self.order.push_back((zxid, hash, key));
     }
 
     /// Turns a write request into its transaction; a failed check becomes `Txn::Error`.
-    pub fn prep(&mut self, ctx: &PrepCtx<'_>, req: &Request) -> Txn {
+    /// Takes the request so that its path, data and ACL move into the transaction.
+    pub fn prep(&mut self, ctx: &PrepCtx<'_>, req: Request) -> Txn {
         match req {
             Request::Multi(ops) => self.prep_multi(ctx, ops),
             _ => self
@@ -112,13 +211,12 @@ impl Prep {
         }
     }
 
-    fn prep_multi(&mut self, ctx: &PrepCtx<'_>, ops: &[Request]) -> Txn {
-        let ops: Vec<Request> = ops.iter().map(normalize_multi_op).collect();
-        let ops = &ops[..];
+    fn prep_multi(&mut self, ctx: &PrepCtx<'_>, ops: Vec<Request>) -> Txn {
+        let count = ops.len();
         self.undo = Some(Vec::new());
-        let mut out = Vec::with_capacity(ops.len());
+        let mut out = Vec::with_capacity(count);
         let mut failed = None;
-        for (i, op) in ops.iter().enumerate() {
+        for (i, op) in ops.into_iter().map(normalize_multi_op).enumerate() {
             match self.prep_op(ctx, op) {
                 Ok(t) => out.push(t),
                 Err(e) => {
@@ -132,17 +230,10 @@ impl Prep {
             return Txn::Multi(out);
         };
         // Roll back this multi's changes, newest first.
-        for (path, prev) in undo.into_iter().rev() {
-            match prev {
-                Some(p) => {
-                    self.changes.insert(path, p);
-                }
-                None => {
-                    self.changes.remove(&path);
-                }
-            }
+        for (hash, path, prev) in undo.into_iter().rev() {
+            self.changes.restore(hash, path, prev);
         }
-        let results = (0..ops.len())
+        let results = (0..count)
             .map(|i| {
                 Txn::Error(match i.cmp(&at) {
                     std::cmp::Ordering::Less => 0,
@@ -158,19 +249,21 @@ impl Prep {
         self.view(ctx.tree, path).ok_or(ErrorCode::NoNode)
     }
 
-    fn prep_op(&mut self, ctx: &PrepCtx<'_>, req: &Request) -> PResult<Txn> {
+    fn prep_op(&mut self, ctx: &PrepCtx<'_>, req: Request) -> PResult<Txn> {
         match req {
-            Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
-                let container = matches!(req, Request::CreateContainer(_));
-                self.create(ctx, &r.path, &r.data, &r.acl, r.flags, None, container)
+            Request::Create(r) | Request::Create2(r) => {
+                self.create(ctx, r.path, r.data, r.acl, r.flags, None, false)
+            }
+            Request::CreateContainer(r) => {
+                self.create(ctx, r.path, r.data, r.acl, r.flags, None, true)
             }
             Request::CreateTtl(r) => {
-                self.create(ctx, &r.path, &r.data, &r.acl, r.flags, Some(r.ttl), false)
+                self.create(ctx, r.path, r.data, r.acl, r.flags, Some(r.ttl), false)
             }
             Request::Delete(r) => {
                 // Like ZooKeeper, delete checks only the last '/', NUL and the system paths;
                 // other odd paths fail the parent lookup with NoNode.
-                let path = &r.path;
+                let path = r.path;
                 let Some(slash) = path.rfind('/') else {
                     return Err(ErrorCode::BadArguments);
                 };
@@ -180,7 +273,7 @@ impl Prep {
                 let ppath = if slash == 0 { "/" } else { &path[..slash] };
                 let mut pnode = self.node(ctx, ppath)?;
                 check_acl(&pnode.acl, perms::DELETE, ctx.ids)?;
-                let node = self.node(ctx, path)?;
+                let node = self.node(ctx, &path)?;
                 check_version(node.stat.version, r.version)?;
                 if node.stat.num_children > 0 {
                     return Err(ErrorCode::NotEmpty);
@@ -188,16 +281,16 @@ impl Prep {
                 pnode.stat.num_children -= 1;
                 pnode.stat.pzxid = ctx.zxid;
                 self.record(ctx.zxid, ppath, Some(pnode));
-                self.record(ctx.zxid, path, None);
-                Ok(Txn::Delete(DeleteTxn { path: path.clone() }))
+                self.record(ctx.zxid, &path, None);
+                Ok(Txn::Delete(DeleteTxn { path }))
             }
             Request::DeleteContainer(r) => {
-                let path = &r.path;
-                validate(path)?;
+                let path = r.path;
+                validate(&path)?;
                 if SYSTEM_PATHS.contains(&path.as_str()) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = self.node(ctx, path)?;
+                let node = self.node(ctx, &path)?;
                 if node.stat.num_children > 0 {
                     return Err(ErrorCode::NotEmpty);
                 }
@@ -212,13 +305,13 @@ impl Prep {
                     }
                     None => {}
                 }
-                let ppath = parent(path);
+                let ppath = parent(&path);
                 let mut pnode = self.node(ctx, ppath)?;
                 pnode.stat.num_children -= 1;
                 pnode.stat.pzxid = ctx.zxid;
                 self.record(ctx.zxid, ppath, Some(pnode));
-                self.record(ctx.zxid, path, None);
-                Ok(Txn::DeleteContainer(DeleteTxn { path: path.clone() }))
+                self.record(ctx.zxid, &path, None);
+                Ok(Txn::DeleteContainer(DeleteTxn { path }))
             }
             Request::SetData(r) => {
                 validate(&r.path)?;
@@ -231,14 +324,14 @@ impl Prep {
                 node.stat.data_length = r.data.as_ref().map_or(0, |d| d.len() as i32);
                 self.record(ctx.zxid, &r.path, Some(node));
                 Ok(Txn::SetData(SetDataTxn {
-                    path: r.path.clone(),
-                    data: r.data.clone(),
+                    path: r.path,
+                    data: r.data,
                     version,
                 }))
             }
             Request::SetAcl(r) => {
                 validate(&r.path)?;
-                let acl = acl::fixup(&r.acl, ctx.ids)?;
+                let acl = acl::fixup_owned(r.acl, ctx.ids)?;
                 let mut node = self.node(ctx, &r.path)?;
                 check_acl(&node.acl, perms::ADMIN, ctx.ids)?;
                 let version = check_version(node.stat.aversion, r.version)?;
@@ -246,7 +339,7 @@ impl Prep {
                 node.acl = Arc::new(acl.clone());
                 self.record(ctx.zxid, &r.path, Some(node));
                 Ok(Txn::SetAcl(SetAclTxn {
-                    path: r.path.clone(),
+                    path: r.path,
                     acl,
                     version,
                 }))
@@ -257,7 +350,7 @@ impl Prep {
                 check_acl(&node.acl, perms::READ, ctx.ids)?;
                 let version = check_version(node.stat.version, r.version)?;
                 Ok(Txn::Check(CheckVersionTxn {
-                    path: r.path.clone(),
+                    path: r.path,
                     version,
                 }))
             }
@@ -281,7 +374,7 @@ impl Prep {
                     v.as_ref()
                         .is_some_and(|v| v.stat.ephemeral_owner == ctx.session)
                 })
-                .map(|(p, _)| p.clone()),
+                .map(|(p, _)| p.to_string()),
         );
         paths.sort();
         paths.dedup();
@@ -307,9 +400,9 @@ impl Prep {
     fn create(
         &mut self,
         ctx: &PrepCtx<'_>,
-        path: &str,
-        data: &Option<Vec<u8>>,
-        acl_in: &[Acl],
+        path: String,
+        data: Option<Vec<u8>>,
+        acl_in: Vec<Acl>,
         flags: i32,
         ttl: Option<i64>,
         container_op: bool,
@@ -329,23 +422,22 @@ impl Prep {
         if mode.is_ephemeral() && ctx.session == 0 {
             return Err(ErrorCode::BadArguments);
         }
-        if !path.contains('/') || path.contains('\0') {
+        let Some(slash) = path.rfind('/') else {
+            return Err(ErrorCode::BadArguments);
+        };
+        if path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
-        let acl = acl::fixup(acl_in, ctx.ids)?;
-        let ppath = match path.rfind('/') {
-            Some(0) => "/",
-            Some(i) => &path[..i],
-            None => return Err(ErrorCode::BadArguments),
-        };
+        let acl = acl::fixup_owned(acl_in, ctx.ids)?;
+        let ppath = if slash == 0 { "/" } else { &path[..slash] };
         let mut pnode = self.node(ctx, ppath)?;
         check_acl(&pnode.acl, perms::CREATE, ctx.ids)?;
         let pcv = pnode.stat.cversion;
-        let full = if mode.is_sequential() {
-            format!("{path}{}", sequence_suffix(pcv))
-        } else {
-            path.to_owned()
-        };
+        let mut full = path;
+        if mode.is_sequential() {
+            // `%010d`, as `sequence_suffix`, written in place.
+            write!(full, "{pcv:010}").expect("writing to a String cannot fail");
+        }
         validate(&full)?;
         if self.view(ctx.tree, &full).is_some() {
             return Err(ErrorCode::NodeExists);
@@ -355,30 +447,6 @@ impl Prep {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cv = pcv.wrapping_add(1);
-        let txn = if container_op {
-            Txn::CreateContainer(CreateContainerTxn {
-                path: full.clone(),
-                data: data.clone(),
-                acl: acl.clone(),
-                parent_cversion: new_cv,
-            })
-        } else if mode.is_ttl() {
-            Txn::CreateTtl(CreateTtlTxn {
-                path: full.clone(),
-                data: data.clone(),
-                acl: acl.clone(),
-                parent_cversion: new_cv,
-                ttl: ttl_value,
-            })
-        } else {
-            Txn::Create(CreateTxn {
-                path: full.clone(),
-                data: data.clone(),
-                acl: acl.clone(),
-                ephemeral: mode.is_ephemeral(),
-                parent_cversion: new_cv,
-            })
-        };
         let owner = if container_op {
             CONTAINER_EPHEMERAL_OWNER
         } else if mode.is_ttl() {
@@ -388,10 +456,17 @@ impl Prep {
         } else {
             0
         };
+        // Children usually carry their parent's ACL: share its Arc rather than copy the ACL
+        // into a new one (and free that again once applied).
+        let node_acl = if *pnode.acl == acl {
+            pnode.acl.clone()
+        } else {
+            Arc::new(acl.clone())
+        };
         pnode.stat.num_children += 1;
         pnode.stat.cversion = new_cv;
         pnode.stat.pzxid = ctx.zxid;
-        self.record(ctx.zxid, ppath, Some(pnode));
+        self.record(ctx.zxid, &full[..slash.max(1)], Some(pnode));
         let node = NodeView {
             stat: Stat {
                 czxid: ctx.zxid,
@@ -403,41 +478,78 @@ impl Prep {
                 data_length: data.as_ref().map_or(0, |d| d.len() as i32),
                 ..Stat::default()
             },
-            acl: Arc::new(acl),
+            acl: node_acl,
         };
         self.record(ctx.zxid, &full, Some(node));
-        Ok(txn)
+        Ok(if container_op {
+            Txn::CreateContainer(CreateContainerTxn {
+                path: full,
+                data,
+                acl,
+                parent_cversion: new_cv,
+            })
+        } else if mode.is_ttl() {
+            Txn::CreateTtl(CreateTtlTxn {
+                path: full,
+                data,
+                acl,
+                parent_cversion: new_cv,
+                ttl: ttl_value,
+            })
+        } else {
+            Txn::Create(CreateTxn {
+                path: full,
+                data,
+                acl,
+                ephemeral: mode.is_ephemeral(),
+                parent_cversion: new_cv,
+            })
+        })
     }
 }
 
 /// The operation a create inside multi really is: ZooKeeper re-derives it from the flags,
 /// so a create2 answers as a plain create, flags 4 make a container and flags 5/6 a TTL node
 /// whatever opcode carried them.
-pub fn normalize_multi_op(op: &Request) -> Request {
+pub fn normalize_multi_op(op: Request) -> Request {
     use corral_proto::{CreateRequest, CreateTtlRequest};
-    let (path, data, acl, flags, ttl) = match op {
-        Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
-            (&r.path, &r.data, &r.acl, r.flags, -1)
-        }
-        Request::CreateTtl(r) => (&r.path, &r.data, &r.acl, r.flags, r.ttl),
-        other => return other.clone(),
+    let (base, ttl) = match op {
+        Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => (r, -1),
+        Request::CreateTtl(r) => (
+            CreateRequest {
+                path: r.path,
+                data: r.data,
+                acl: r.acl,
+                flags: r.flags,
+            },
+            r.ttl,
+        ),
+        other => return other,
     };
-    let base = CreateRequest {
-        path: path.clone(),
-        data: data.clone(),
-        acl: acl.clone(),
-        flags,
-    };
-    match CreateMode::from_flags(flags) {
+    match CreateMode::from_flags(base.flags) {
         Some(m) if m.is_container() => Request::CreateContainer(base),
         Some(m) if m.is_ttl() => Request::CreateTtl(CreateTtlRequest {
             path: base.path,
             data: base.data,
             acl: base.acl,
-            flags,
+            flags: base.flags,
             ttl,
         }),
         _ => Request::Create(base),
+    }
+}
+
+/// The opcode of [`normalize_multi_op`]`(op)`, without taking or copying the request.
+pub fn multi_op_code(op: &Request) -> OpCode {
+    let flags = match op {
+        Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => r.flags,
+        Request::CreateTtl(r) => r.flags,
+        other => return other.op(),
+    };
+    match CreateMode::from_flags(flags) {
+        Some(m) if m.is_container() => OpCode::CreateContainer,
+        Some(m) if m.is_ttl() => OpCode::CreateTtl,
+        _ => OpCode::Create,
     }
 }
 
@@ -496,7 +608,7 @@ mod tests {
                 zxid: self.zxid,
                 time: 100,
             };
-            self.prep.prep(&ctx, &req)
+            self.prep.prep(&ctx, req)
         }
         fn apply_all(&mut self, txns: &[Txn]) {
             for (i, t) in txns.iter().enumerate() {
@@ -595,6 +707,25 @@ mod tests {
         assert_eq!(d, Txn::Error(ErrorCode::NotEmpty.code()));
         f.apply_all(&[a, b, d]);
         assert_eq!(f.prep.outstanding(), 0);
+    }
+
+    #[test]
+    fn changes_are_forgotten_once_applied_even_after_a_rollback() {
+        let mut f = Fixture::new();
+        let failed = f.prep(Request::Multi(vec![
+            create("/m", 0),
+            Request::Delete(DeleteRequest {
+                path: "/missing".into(),
+                version: -1,
+            }),
+        ]));
+        let m = f.prep(create("/m", 0));
+        let c = f.prep(create("/m/c", 2));
+        let c2 = f.prep(create("/m/c", 2));
+        assert!(f.prep.outstanding() > 0);
+        f.apply_all(&[failed, m, c, c2]);
+        assert_eq!(f.prep.outstanding(), 0);
+        assert!(f.tree.get("/m/c0000000001").is_some());
     }
 
     #[test]

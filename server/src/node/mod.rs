@@ -22,6 +22,7 @@ use corral_proto::{
 };
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -159,7 +160,9 @@ enum ReqShape {
 #[derive(Debug)]
 struct InFlight {
     hdr: TxnHeader,
-    txn: Txn,
+    /// Shared with the log writer, which encodes it on its own thread: handing a batch to
+    /// the log copies no transaction.
+    txn: Arc<Txn>,
     origin: Origin,
 }
 
@@ -186,7 +189,9 @@ enum Queued {
 struct Conn {
     tx: ConnTx,
     session: Option<i64>,
-    ids: Vec<Id>,
+    /// Shared so that each request takes its connection's identities without copying them;
+    /// an auth packet copies them on write.
+    ids: Arc<Vec<Id>>,
     stats: ConnInfo,
     /// Served by a server without a quorum in read-only mode: reads only.
     read_only: bool,
@@ -247,6 +252,10 @@ pub struct Node {
     /// The node's own inbox, for work finished on other threads.
     self_tx: mpsc::Sender<NodeMsg>,
 }
+
+/// An idle session keeps its emptied request queue up to this capacity (entries of
+/// `Queued`, 160 bytes each).
+const SESSION_QUEUE_KEEP: usize = 64;
 
 /// Length of one tick of the ZAB core in quorum mode.
 pub const PEER_TICK_MS: u64 = 20;
@@ -458,7 +467,7 @@ impl Node {
             Conn {
                 tx,
                 session: None,
-                ids: vec![Id::new("ip", peer.ip().to_string())],
+                ids: Arc::new(vec![Id::new("ip", peer.ip().to_string())]),
                 stats,
                 read_only: false,
             },
@@ -496,9 +505,9 @@ impl Node {
             let hdr = self.header(id, 0, OpCode::CreateSession);
             self.stage(InFlight {
                 hdr,
-                txn: Txn::CreateSession(CreateSessionTxn {
+                txn: Arc::new(Txn::CreateSession(CreateSessionTxn {
                     timeout_ms: timeout,
-                }),
+                })),
                 origin: Origin::CreateSession {
                     conn,
                     timeout_ms: timeout,
@@ -617,7 +626,7 @@ impl Node {
             self.last_sweep_ms = wall;
             for path in self.tree.expired_containers_and_ttls(wall) {
                 let req = Request::DeleteContainer(PathRequest { path });
-                self.prep_write(0, &req, Origin::Internal, &[]);
+                self.prep_write(0, req, Origin::Internal, &[]);
             }
         }
     }
@@ -636,7 +645,7 @@ impl Node {
             zxid: hdr.zxid,
             time: hdr.time,
         };
-        let txn = self.prep.close_session(&ctx);
+        let txn = Arc::new(self.prep.close_session(&ctx));
         self.stage(InFlight {
             hdr,
             txn,
@@ -685,7 +694,7 @@ impl Node {
                 );
                 let res = ok.map(|ids| {
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        c.ids.extend(ids);
+                        Arc::make_mut(&mut c.ids).extend(ids);
                     }
                     Response::Empty
                 });
@@ -716,7 +725,7 @@ impl Node {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         for id in ids {
                             if !c.ids.contains(&id) {
-                                c.ids.push(id);
+                                Arc::make_mut(&mut c.ids).push(id);
                             }
                         }
                     }
@@ -744,7 +753,7 @@ impl Node {
                     .push_back(Queued::Write(hdr.zxid));
                 self.stage(InFlight {
                     hdr,
-                    txn: Txn::Error(code.code()),
+                    txn: Arc::new(Txn::Error(code.code())),
                     origin: Origin::Client {
                         conn,
                         xid,
@@ -760,11 +769,9 @@ impl Node {
         if is_write {
             let req = req.expect("checked Ok");
             let shape = match &req {
-                Request::Multi(ops) => ReqShape::Multi(
-                    ops.iter()
-                        .map(|o| crate::prep::normalize_multi_op(o).op())
-                        .collect(),
-                ),
+                Request::Multi(ops) => {
+                    ReqShape::Multi(ops.iter().map(crate::prep::multi_op_code).collect())
+                }
                 r => ReqShape::Op(r.op()),
             };
             if self.quorum.as_ref().is_some_and(|q| !q.leading()) {
@@ -800,7 +807,7 @@ impl Node {
                 .entry(session)
                 .or_default()
                 .push_back(Queued::Write(self.next_zxid));
-            self.prep_write_as(session, xid, &req, origin, &ids);
+            self.prep_write_as(session, xid, req, origin, &ids);
             return;
         }
         if let (Some(q), Ok(Request::Sync(p))) = (self.quorum.as_ref(), &req) {
@@ -846,12 +853,13 @@ impl Node {
         }
     }
 
-    fn prep_write(&mut self, session: i64, req: &Request, origin: Origin, ids: &[Id]) {
+    fn prep_write(&mut self, session: i64, req: Request, origin: Origin, ids: &[Id]) {
         self.prep_write_as(session, 0, req, origin, ids);
     }
 
-    fn prep_write_as(&mut self, session: i64, xid: i32, req: &Request, origin: Origin, ids: &[Id]) {
-        let mut hdr = self.header(session, xid, req.op());
+    fn prep_write_as(&mut self, session: i64, xid: i32, req: Request, origin: Origin, ids: &[Id]) {
+        let op = req.op();
+        let mut hdr = self.header(session, xid, op);
         let ctx = PrepCtx {
             tree: &self.tree,
             session,
@@ -861,8 +869,12 @@ impl Node {
         };
         let txn = self.prep.prep(&ctx, req);
         hdr.txn_type = txn.txn_type();
-        debug!(zxid = %format_args!("0x{:x}", hdr.zxid), op = ?req.op(), "prepped");
-        self.stage(InFlight { hdr, txn, origin });
+        debug!(zxid = %format_args!("0x{:x}", hdr.zxid), ?op, "prepped");
+        self.stage(InFlight {
+            hdr,
+            txn: Arc::new(txn),
+            origin,
+        });
     }
 
     fn stage(&mut self, f: InFlight) {
@@ -880,10 +892,10 @@ impl Node {
             return;
         }
         let start = self.in_flight.len() - self.staged;
-        let batch: Vec<(TxnHeader, Txn)> = self
+        let batch: Vec<(TxnHeader, Arc<Txn>)> = self
             .in_flight
             .range(start..)
-            .map(|f| (f.hdr.clone(), f.txn.clone()))
+            .map(|f| (f.hdr.clone(), Arc::clone(&f.txn)))
             .collect();
         self.staged = 0;
         if let Some(zxid) = self.log.append(batch) {
@@ -925,13 +937,14 @@ impl Node {
 
     fn apply(&mut self, f: InFlight) {
         let InFlight { hdr, txn, origin } = f;
+        let txn: &Txn = &txn;
         let origin = match origin {
-            Origin::Remote => self.local_origin(&hdr, &txn),
+            Origin::Remote => self.local_origin(&hdr, txn),
             o => o,
         };
         let mut triggers = Vec::new();
         let mut stats: Vec<Option<Stat>> = Vec::new();
-        match &txn {
+        match txn {
             Txn::Multi(subs) if !subs.iter().any(|t| matches!(t, Txn::Error(_))) => {
                 for t in subs {
                     match self.tree.apply(&hdr, t) {
@@ -944,7 +957,7 @@ impl Node {
                 }
                 self.tree.advance_zxid(hdr.zxid);
             }
-            _ => match self.tree.apply(&hdr, &txn) {
+            _ => match self.tree.apply(&hdr, txn) {
                 Ok(tr) => triggers = tr,
                 Err(e) => {
                     warn!(zxid = %format_args!("0x{:x}", hdr.zxid), err = ?e, "transaction did not apply")
@@ -953,7 +966,7 @@ impl Node {
         }
         self.prep.applied(hdr.zxid);
         self.fire(&triggers);
-        match &txn {
+        match txn {
             Txn::CreateSession(t) => {
                 let now = self.now_ms();
                 self.sessions.add(hdr.client_id, t.timeout_ms, now);
@@ -1005,7 +1018,7 @@ impl Node {
                 req_ops,
                 at,
             } => {
-                let res = self.write_response(&hdr, &txn, &req_ops, &stats);
+                let res = self.write_response(&hdr, txn, &req_ops, &stats);
                 self.stats.record(at.elapsed().as_millis() as u64);
                 self.reply(conn, xid, hdr.zxid, res);
                 if matches!(txn, Txn::CloseSession(_)) {
@@ -1054,7 +1067,12 @@ impl Node {
                 }
                 Some(Queued::Write(_) | Queued::Forwarded { .. }) => return,
                 None => {
-                    self.queues.remove(&session);
+                    // A session that has just drained its queue usually writes again soon:
+                    // keep a small queue (removed when the session closes) rather than grow
+                    // a new one from nothing for every burst; give a big one back.
+                    if q.capacity() > SESSION_QUEUE_KEEP {
+                        self.queues.remove(&session);
+                    }
                     return;
                 }
             }

@@ -18,6 +18,7 @@ use corral_proto::{CreateSessionTxn, ErrorCode, OpCode, Request, Response, Txn};
 use corral_zab::{Action, Entry, Message, Peer, ProposeError, Role, ServerId};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -219,21 +220,22 @@ impl Node {
     fn persist_entries(&mut self, entries: Vec<Entry>) {
         let mut batch = Vec::with_capacity(entries.len());
         for e in entries {
-            let known = self.in_flight.iter().rev().any(|f| f.hdr.zxid == e.zxid);
-            let (hdr, txn) = if known {
-                let f = self
-                    .in_flight
-                    .iter()
-                    .rev()
-                    .find(|f| f.hdr.zxid == e.zxid)
-                    .expect("checked");
-                (f.hdr.clone(), f.txn.clone())
+            // The leader's own proposals are in flight already: log the same transaction.
+            let known = self
+                .in_flight
+                .iter()
+                .rev()
+                .find(|f| f.hdr.zxid == e.zxid)
+                .map(|f| (f.hdr.clone(), Arc::clone(&f.txn)));
+            let (hdr, txn) = if let Some(known) = known {
+                known
             } else {
                 match decode_txn(&e.data) {
                     Ok((hdr, txn)) => {
+                        let txn = Arc::new(txn);
                         self.in_flight.push_back(InFlight {
                             hdr: hdr.clone(),
-                            txn: txn.clone(),
+                            txn: Arc::clone(&txn),
                             origin: Origin::Remote,
                         });
                         (hdr, txn)
@@ -369,13 +371,13 @@ impl Node {
                         let hdr = self.header(session, cxid, OpCode::Error);
                         self.stage(InFlight {
                             hdr,
-                            txn: Txn::Error(ErrorCode::MarshallingError.code()),
+                            txn: Arc::new(Txn::Error(ErrorCode::MarshallingError.code())),
                             origin: Origin::Remote,
                         });
                         return;
                     }
                 };
-                self.prep_write_as(session, cxid, &req, Origin::Remote, &ids);
+                self.prep_write_as(session, cxid, req, Origin::Remote, &ids);
             }
             ToLeader::CreateSession {
                 session,
@@ -384,7 +386,7 @@ impl Node {
                 let hdr = self.header(session, 0, OpCode::CreateSession);
                 self.stage(InFlight {
                     hdr,
-                    txn: Txn::CreateSession(CreateSessionTxn { timeout_ms }),
+                    txn: Arc::new(Txn::CreateSession(CreateSessionTxn { timeout_ms })),
                     origin: Origin::Remote,
                 });
             }
@@ -425,7 +427,7 @@ impl Node {
         let ids = self
             .conns
             .get(&conn)
-            .map(|c| c.ids.clone())
+            .map(|c| c.ids.to_vec())
             .unwrap_or_default();
         let (m, sync_path) = match &req {
             Request::Sync(p) => (ToLeader::Sync { session, cxid: xid }, Some(p.path.clone())),

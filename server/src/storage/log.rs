@@ -354,8 +354,8 @@ fn find_valid_record(buf: &[u8], from: usize, after: Option<i64>) -> Option<usiz
 /// What the node side sends to the writer thread.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    /// Log these, in order.
-    Append(Vec<(TxnHeader, Txn)>),
+    /// Log these, in order. The transactions are the node loop's own, shared.
+    Append(Vec<(TxnHeader, Arc<Txn>)>),
     /// Finish the current segment: the next record opens a new one.
     Roll,
     /// Flush, fsync, answer, exit.
@@ -460,7 +460,7 @@ impl Writer {
 
     fn append(
         &mut self,
-        batch: &[(TxnHeader, Txn)],
+        batch: &[(TxnHeader, Arc<Txn>)],
         last: &mut Option<i64>,
     ) -> Result<(), StorageError> {
         for (hdr, txn) in batch {
@@ -626,7 +626,7 @@ impl FileLog {
         })
     }
 
-    pub(crate) fn append(&mut self, batch: Vec<(TxnHeader, Txn)>) {
+    pub(crate) fn append(&mut self, batch: Vec<(TxnHeader, Arc<Txn>)>) {
         self.since_snapshot += batch.len() as u64;
         // A send fails only once the writer has stopped after reporting `Failed`.
         let _ = self.tx.send(Cmd::Append(batch));
@@ -800,6 +800,10 @@ mod tests {
     use super::*;
     use corral_proto::{Acl, CreateTxn};
 
+    fn shared((hdr, txn): (TxnHeader, Txn)) -> (TxnHeader, Arc<Txn>) {
+        (hdr, Arc::new(txn))
+    }
+
     fn txn(zxid: i64) -> (TxnHeader, Txn) {
         (
             TxnHeader {
@@ -840,7 +844,7 @@ mod tests {
         let (tx, cmd_rx) = std_mpsc::channel();
         // Fifty batches are waiting before the writer starts: one group.
         for z in 1..=50 {
-            tx.send(Cmd::Append(vec![txn(z)])).unwrap();
+            tx.send(Cmd::Append(vec![shared(txn(z))])).unwrap();
         }
         let (reply, _done) = oneshot::channel();
         tx.send(Cmd::Close(reply)).unwrap();
@@ -867,7 +871,8 @@ mod tests {
         let writer = Writer::new(&cfg(dir.path()), events, Arc::default());
         let (tx, cmd_rx) = std_mpsc::channel();
         // ~100 bytes a record: 1000 records need two 64 KiB steps.
-        tx.send(Cmd::Append((1..=1000).map(txn).collect())).unwrap();
+        tx.send(Cmd::Append((1..=1000).map(txn).map(shared).collect()))
+            .unwrap();
         drop(tx);
         writer.run(cmd_rx);
         let len = std::fs::metadata(dir.path().join(segment_file_name(1)))

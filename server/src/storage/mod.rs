@@ -96,6 +96,7 @@ use crate::config::ServerConfig;
 use crate::tree::DataTree;
 use corral_proto::{Txn, TxnHeader};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -253,11 +254,15 @@ pub fn open(
 impl Log {
     /// Appends a batch in zxid order. Returns the zxid now durable when that is known at
     /// once; otherwise a [`LogEvent::Durable`] follows. Never blocks.
-    pub fn append(&mut self, batch: Vec<(TxnHeader, Txn)>) -> Option<i64> {
+    ///
+    /// The node loop hands over `Arc<Txn>`s it keeps until apply, so the writer thread
+    /// encodes the transactions without anyone copying them; owned ones are wrapped.
+    pub fn append<T: Into<Arc<Txn>>>(&mut self, batch: Vec<(TxnHeader, T)>) -> Option<i64> {
         match self {
             Log::Memory => batch.last().map(|(h, _)| h.zxid),
             Log::File(f) => {
-                f.append(batch);
+                // For `T = Arc<Txn>` this reuses the vector in place.
+                f.append(batch.into_iter().map(|(h, t)| (h, t.into())).collect());
                 None
             }
         }
