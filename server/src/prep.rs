@@ -90,7 +90,7 @@ impl Prep {
         }
         tree.get(path).map(|n| NodeView {
             stat: n.raw_stat(),
-            acl: n.acl.clone(),
+            acl: n.acl().clone(),
         })
     }
 
