@@ -188,7 +188,7 @@ impl Prep {
         }
         tree.get(path).map(|n| NodeView {
             stat: n.raw_stat(),
-            acl: n.acl.clone(),
+            acl: n.acl().clone(),
         })
     }
 

@@ -3,71 +3,183 @@
 //! The tree changes only by [`DataTree::apply`] of a committed transaction, so every server
 //! that applies the same transactions holds the same tree. Time comes from the transaction
 //! header (the leader's clock), never from this process.
+//!
+//! # Layout
+//!
+//! Memory per znode is what decides how large a tree a server can hold, so a znode is one
+//! allocation: its Stat, ACL reference, path and data (when short) sit together behind a thin
+//! pointer ([`Znode`]). The nodes live in one persistent ordered set keyed by
+//! `(parent path, name)` rather than by full path. In that order a node's children are
+//! adjacent, so no node carries a list of its children: `getChildren` is a range scan, and
+//! a parent sorts before its children (its parent path is a proper prefix of theirs), which
+//! is the order snapshots are written and read in.
+//!
+//! The set is persistent (structurally shared), so cloning the tree is O(1), which is what
+//! lets a snapshot be taken without stopping writes. Nodes are never changed in place: a
+//! change builds the node anew and replaces it, so a snapshot's clone never sees it.
 
-use corral_proto::path::{name, parent};
+use corral_proto::path::parent;
 use corral_proto::{
     ttl_ephemeral_owner, ttl_of_owner, Acl, ErrorCode, Stat, Txn, TxnHeader,
     CONTAINER_EPHEMERAL_OWNER,
 };
+use equivalent::{Comparable, Equivalent};
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
+use triomphe::ThinArc;
 
-/// Persistent (structurally shared) B-tree map: cloning the tree is O(1), which is what lets a
-/// snapshot be taken without stopping writes. A B-tree keeps its nodes dense, so it costs a
-/// few bytes per entry where a persistent hash trie costs hundreds.
+/// Persistent (structurally shared) B-tree map: cloning is O(1). A B-tree keeps its nodes
+/// dense, so it costs a few bytes per entry where a persistent hash trie costs hundreds.
 type PMap<K, V> = imbl::OrdMap<K, V>;
-/// Persistent set, for children lists and indexes that a snapshot clone shares.
+/// Persistent set, for the nodes and the indexes that a snapshot clone shares.
 type PSet<T> = imbl::OrdSet<T>;
 
-/// A node's children: their full paths, sharing the allocation of the node map's key, and
-/// no set at all for the many nodes without children.
-#[derive(Debug, Clone, Default)]
-pub struct Children(Option<PSet<Arc<str>>>);
+/// Data longer than this is kept in an allocation of its own. Every child create or delete
+/// rebuilds the parent, so the parent's data must be cheap to carry over.
+const INLINE_DATA_MAX: usize = 512;
 
-impl Children {
-    /// Number of children.
-    pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |s| s.len())
-    }
+/// Flag in [`Header::name_start`]: the node's data is null (not empty).
+const NULL_DATA: u32 = 1 << 31;
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The children's names (last path component), in path order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().flat_map(|s| s.iter()).map(|p| name(p))
-    }
-
-    fn insert(&mut self, child_path: Arc<str>) {
-        self.0.get_or_insert_with(PSet::new).insert(child_path);
-    }
-
-    fn remove(&mut self, child_path: &str) {
-        if let Some(s) = &mut self.0 {
-            s.remove(child_path);
-            if s.is_empty() {
-                self.0 = None;
-            }
-        }
-    }
+/// The fixed part of a znode, in front of its path and inline data.
+#[derive(Debug, Clone)]
+struct Header {
+    czxid: i64,
+    mzxid: i64,
+    pzxid: i64,
+    ctime: i64,
+    mtime: i64,
+    /// As stored: container and TTL markers included.
+    ephemeral_owner: i64,
+    version: i32,
+    /// As stored: counts child creates (the sequential-name counter).
+    cversion: i32,
+    aversion: i32,
+    num_children: i32,
+    /// Shared between nodes that have the same ACL.
+    acl: Arc<Vec<Acl>>,
+    /// Data longer than [`INLINE_DATA_MAX`]; shorter data follows the path.
+    big: Option<Arc<Vec<u8>>>,
+    /// Bytes of the path at the start of the slice.
+    path_len: u32,
+    /// Where the last path component starts (the byte after the last '/'), and
+    /// [`NULL_DATA`].
+    name_start: u32,
 }
 
-/// One node of the tree.
-#[derive(Debug, Clone)]
-pub struct Znode {
-    /// Data; `None` when created with null data (kept apart from empty).
-    pub data: Option<Arc<[u8]>>,
-    /// ACL, shared between nodes that have the same one.
-    pub acl: Arc<Vec<Acl>>,
-    /// Persisted Stat fields; `data_length` and `num_children` are derived on read.
-    pub stat: Stat,
-    /// The children.
-    pub children: Children,
+/// One node of the tree: header, path and short data in one reference-counted allocation.
+/// Cloning it is a reference count increment.
+#[derive(Clone)]
+pub struct Znode(ThinArc<Header, u8>);
+
+impl std::fmt::Debug for Znode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Znode")
+            .field("path", &self.path())
+            .field("stat", &self.raw_stat())
+            .field("data_len", &self.data().map(<[u8]>::len))
+            .finish()
+    }
 }
 
 impl Znode {
+    fn build(mut header: Header, path: &str, data: Option<&[u8]>) -> Znode {
+        let name_start = match path.rfind('/') {
+            Some(i) => i + 1,
+            None => 0,
+        };
+        header.path_len = path.len() as u32;
+        header.name_start = name_start as u32;
+        header.big = None;
+        let inline: &[u8] = match data {
+            None => {
+                header.name_start |= NULL_DATA;
+                &[]
+            }
+            Some(d) if d.len() > INLINE_DATA_MAX => {
+                header.big = Some(Arc::new(d.to_vec()));
+                &[]
+            }
+            Some(d) => d,
+        };
+        let (a, b) = (path.as_bytes(), inline);
+        if b.is_empty() {
+            return Znode(ThinArc::from_header_and_slice(header, a));
+        }
+        // Path and data side by side; on the stack when short, which most are.
+        let n = a.len() + b.len();
+        let mut stack = [0u8; 320];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, 0);
+            &mut heap
+        };
+        buf[..a.len()].copy_from_slice(a);
+        buf[a.len()..].copy_from_slice(b);
+        Znode(ThinArc::from_header_and_slice(header, buf))
+    }
+
+    /// The same node with a changed header; path and data carried over.
+    fn with_header(&self, header: Header) -> Znode {
+        let mut h = header;
+        h.path_len = self.header().path_len;
+        h.name_start = self.header().name_start;
+        h.big = self.header().big.clone();
+        Znode(ThinArc::from_header_and_slice(h, &self.0.slice))
+    }
+
+    fn header(&self) -> &Header {
+        &self.0.header.header
+    }
+
+    fn path_bytes(&self) -> &[u8] {
+        &self.0.slice[..self.header().path_len as usize]
+    }
+
+    /// `(parent path, name)`: the order of the node set. The root is `("", "")`, children
+    /// of the root `("", name)`.
+    fn key(&self) -> (&[u8], &[u8]) {
+        let p = self.path_bytes();
+        let start = (self.header().name_start & !NULL_DATA) as usize;
+        (&p[..start.saturating_sub(1)], &p[start..])
+    }
+
+    /// The node's path.
+    pub fn path(&self) -> &str {
+        // The bytes were copied from a `&str`, so they are UTF-8.
+        std::str::from_utf8(self.path_bytes()).unwrap_or_default()
+    }
+
+    /// The data; `None` when created with null data (kept apart from empty).
+    pub fn data(&self) -> Option<&[u8]> {
+        let h = self.header();
+        if h.name_start & NULL_DATA != 0 {
+            return None;
+        }
+        Some(match &h.big {
+            Some(b) => b,
+            None => &self.0.slice[h.path_len as usize..],
+        })
+    }
+
+    fn data_len(&self) -> usize {
+        self.data().map_or(0, <[u8]>::len)
+    }
+
+    /// The ACL, shared between nodes that have the same one.
+    pub fn acl(&self) -> &Arc<Vec<Acl>> {
+        &self.header().acl
+    }
+
+    /// Number of children.
+    pub fn num_children(&self) -> usize {
+        self.header().num_children.max(0) as usize
+    }
+
     /// The Stat as clients see it, as ZooKeeper computes it: `cversion` reported as
     /// `2 × stored − numChildren` (the stored value counts child creates, so this is creates
     /// plus deletes), and `ephemeralOwner` 0 for container and TTL nodes.
@@ -82,19 +194,93 @@ impl Znode {
         s
     }
 
-    /// The Stat as stored: derived lengths filled in, `cversion` counting child creates (the
-    /// sequential-name counter) and the stored `ephemeralOwner` (container and TTL markers
-    /// included).
+    /// The Stat as stored: `cversion` counting child creates (the sequential-name counter)
+    /// and the stored `ephemeralOwner` (container and TTL markers included).
     pub fn raw_stat(&self) -> Stat {
-        let mut s = self.stat.clone();
-        s.data_length = self.data.as_ref().map_or(0, |d| d.len() as i32);
-        s.num_children = self.children.len() as i32;
-        s
+        let h = self.header();
+        Stat {
+            czxid: h.czxid,
+            mzxid: h.mzxid,
+            ctime: h.ctime,
+            mtime: h.mtime,
+            version: h.version,
+            cversion: h.cversion,
+            aversion: h.aversion,
+            ephemeral_owner: h.ephemeral_owner,
+            data_length: self.data_len() as i32,
+            num_children: h.num_children,
+            pzxid: h.pzxid,
+        }
     }
 
     /// The data as the wire carries it.
     pub fn data_vec(&self) -> Option<Vec<u8>> {
-        self.data.as_ref().map(|d| d.to_vec())
+        self.data().map(<[u8]>::to_vec)
+    }
+}
+
+impl PartialEq for Znode {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Znode {}
+
+impl PartialOrd for Znode {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Znode {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// A position in the node set, for lookups and range scans without building a node.
+#[derive(Debug, Clone, Copy)]
+enum Probe<'a> {
+    /// The node `(parent, name)`.
+    Exact(&'a [u8], &'a [u8]),
+    /// Just after every child of `parent`.
+    AfterChildren(&'a [u8]),
+}
+
+impl<'a> Probe<'a> {
+    /// The probe for the node at `path`.
+    fn of(path: &'a str) -> Probe<'a> {
+        let p = path.as_bytes();
+        match path.rfind('/') {
+            Some(i) => Probe::Exact(&p[..i], &p[i + 1..]),
+            None => Probe::Exact(p, &[]),
+        }
+    }
+
+    /// The parent path as keys of its children carry it (`""` for the root).
+    fn parent_key(path: &'a str) -> &'a [u8] {
+        if path == "/" || path.is_empty() {
+            &[]
+        } else {
+            path.as_bytes()
+        }
+    }
+}
+
+impl Equivalent<Znode> for Probe<'_> {
+    fn equivalent(&self, key: &Znode) -> bool {
+        self.compare(key) == Ordering::Equal
+    }
+}
+
+impl Comparable<Znode> for Probe<'_> {
+    fn compare(&self, key: &Znode) -> Ordering {
+        let (kp, kn) = key.key();
+        match *self {
+            Probe::Exact(p, n) => (p, n).cmp(&(kp, kn)),
+            Probe::AfterChildren(p) => p.cmp(kp).then(Ordering::Greater),
+        }
     }
 }
 
@@ -114,7 +300,7 @@ pub enum Trigger {
 /// The in-memory tree. `Clone` is cheap (structural sharing), so a snapshot is a clone.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: PMap<Arc<str>, Arc<Znode>>,
+    nodes: PSet<Znode>,
     ephemerals: PMap<i64, PSet<Arc<str>>>,
     containers: PSet<Arc<str>>,
     ttls: PSet<Arc<str>>,
@@ -134,11 +320,31 @@ impl Default for DataTree {
 /// Paths every server has and clients may not delete.
 pub const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
+/// A header with the given Stat fields.
+fn header_of(stat: &Stat, acl: Arc<Vec<Acl>>) -> Header {
+    Header {
+        czxid: stat.czxid,
+        mzxid: stat.mzxid,
+        pzxid: stat.pzxid,
+        ctime: stat.ctime,
+        mtime: stat.mtime,
+        ephemeral_owner: stat.ephemeral_owner,
+        version: stat.version,
+        cversion: stat.cversion,
+        aversion: stat.aversion,
+        num_children: 0,
+        acl,
+        big: None,
+        path_len: 0,
+        name_start: 0,
+    }
+}
+
 impl DataTree {
     /// A tree with the root and the `/zookeeper` system nodes.
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: PMap::new(),
+            nodes: PSet::new(),
             ephemerals: PMap::new(),
             containers: PSet::new(),
             ttls: PSet::new(),
@@ -149,28 +355,15 @@ impl DataTree {
         };
         let open = t.intern_acl(Acl::open_unsafe());
         let read = t.intern_acl(Acl::read_unsafe());
-        for (p, acl) in [
-            ("/", open.clone()),
-            ("/zookeeper", open.clone()),
-            ("/zookeeper/quota", open),
-            ("/zookeeper/config", read),
+        for (p, acl, children) in [
+            ("/", open.clone(), 1),
+            ("/zookeeper", open.clone(), 2),
+            ("/zookeeper/quota", open, 0),
+            ("/zookeeper/config", read, 0),
         ] {
-            let key: Arc<str> = Arc::from(p);
-            t.nodes.insert(
-                key.clone(),
-                Arc::new(Znode {
-                    data: Some(Arc::from(&b""[..])),
-                    acl,
-                    stat: Stat::default(),
-                    children: Children::default(),
-                }),
-            );
-            if p != "/" {
-                t.node_mut(parent(p))
-                    .expect("system parent")
-                    .children
-                    .insert(key);
-            }
+            let mut h = header_of(&Stat::default(), acl);
+            h.num_children = children;
+            t.nodes.insert(Znode::build(h, p, Some(b"")));
         }
         t.digest = t.full_digest();
         t
@@ -179,14 +372,33 @@ impl DataTree {
     /// The node at `path` (`""` names the root too, as in ZooKeeper).
     pub fn get(&self, path: &str) -> Option<&Znode> {
         if path.is_empty() {
-            return self.nodes.get("/").map(|n| &**n);
+            return self.nodes.get(&Probe::Exact(&[], &[]));
         }
-        self.nodes.get(path).map(|n| &**n)
+        self.nodes.get(&Probe::of(path))
     }
 
-    /// The node at `path` for a change: copied first if a snapshot still shares it.
-    fn node_mut(&mut self, path: &str) -> Option<&mut Znode> {
-        self.nodes.get_mut(path).map(Arc::make_mut)
+    /// Whether a node exists at `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    /// The children of `path` (none if there is no such node), in name order.
+    pub fn children<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Znode> + 'a {
+        let p = Probe::parent_key(path);
+        // The root is the only node with an empty name, and it is no one's child.
+        let range = (
+            Bound::Excluded(Probe::Exact(p, &[])),
+            Bound::Excluded(Probe::AfterChildren(p)),
+        );
+        self.nodes.range(range)
+    }
+
+    /// The names of the children of `path`, in name order.
+    pub fn child_names<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.children(path).map(|c| {
+            let (_, name) = c.key();
+            std::str::from_utf8(name).unwrap_or_default()
+        })
     }
 
     /// Number of nodes, counted as ZooKeeper's `Node count` does (the root twice).
@@ -237,19 +449,15 @@ impl DataTree {
 
     /// Number of descendants of `path` (not counting it).
     pub fn descendant_count(&self, path: &str) -> usize {
-        let Some(node) = self.nodes.get(path) else {
+        if self.get(path).is_none() {
             return 0;
-        };
+        }
         let mut n = 0;
-        let mut stack: Vec<&Znode> = vec![node];
+        let mut stack: Vec<&Znode> = self.children(path).collect();
         while let Some(node) = stack.pop() {
-            if let Some(set) = &node.children.0 {
-                for child in set.iter() {
-                    n += 1;
-                    if let Some(c) = self.nodes.get(child) {
-                        stack.push(c);
-                    }
-                }
+            n += 1;
+            if node.num_children() > 0 {
+                stack.extend(self.children(node.path()));
             }
         }
         n
@@ -257,12 +465,21 @@ impl DataTree {
 
     /// Shares one allocation among nodes with equal ACLs.
     pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
-        if let Some(a) = self.acl_cache.get(&acl) {
+        self.intern_acl_ref(&acl)
+    }
+
+    fn intern_acl_ref(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.acl_cache.get(acl) {
             return a.clone();
         }
-        let a = Arc::new(acl.clone());
-        self.acl_cache.insert(acl, a.clone());
+        let a = Arc::new(acl.to_vec());
+        self.acl_cache.insert(acl.to_vec(), a.clone());
         a
+    }
+
+    /// Forgets interned ACLs that no node uses any more.
+    pub fn purge_acl_cache(&mut self) {
+        self.acl_cache.retain(|_, a| Arc::strong_count(a) > 1);
     }
 
     /// Containers and TTL nodes that are due for removal at `now_ms`: containers that had a
@@ -270,16 +487,17 @@ impl DataTree {
     pub fn expired_containers_and_ttls(&self, now_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in self.containers.iter() {
-            if let Some(n) = self.nodes.get(p) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
+            if let Some(n) = self.get(p) {
+                if n.num_children() == 0 && n.header().cversion > 0 {
                     out.push(p.to_string());
                 }
             }
         }
         for p in self.ttls.iter() {
-            if let Some(n) = self.nodes.get(p) {
-                let ttl = ttl_of_owner(n.stat.ephemeral_owner).unwrap_or(i64::MAX);
-                if n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl {
+            if let Some(n) = self.get(p) {
+                let h = n.header();
+                let ttl = ttl_of_owner(h.ephemeral_owner).unwrap_or(i64::MAX);
+                if n.num_children() == 0 && now_ms.saturating_sub(h.mtime) > ttl {
                     out.push(p.to_string());
                 }
             }
@@ -313,7 +531,7 @@ impl DataTree {
                 self.create(
                     hdr,
                     &t.path,
-                    &t.data,
+                    t.data.as_deref(),
                     &t.acl,
                     owner,
                     t.parent_cversion,
@@ -323,7 +541,7 @@ impl DataTree {
             Txn::CreateContainer(t) => self.create(
                 hdr,
                 &t.path,
-                &t.data,
+                t.data.as_deref(),
                 &t.acl,
                 CONTAINER_EPHEMERAL_OWNER,
                 t.parent_cversion,
@@ -332,7 +550,7 @@ impl DataTree {
             Txn::CreateTtl(t) => self.create(
                 hdr,
                 &t.path,
-                &t.data,
+                t.data.as_deref(),
                 &t.acl,
                 ttl_ephemeral_owner(t.ttl),
                 t.parent_cversion,
@@ -340,24 +558,27 @@ impl DataTree {
             ),
             Txn::Delete(t) | Txn::DeleteContainer(t) => self.delete(hdr.zxid, &t.path, triggers),
             Txn::SetData(t) => {
-                let mut old = 0;
-                self.update(&t.path, |node| {
-                    old = node.data.as_ref().map_or(0, |d| d.len()) as u64;
-                    node.data = t.data.as_deref().map(Arc::from);
-                    node.stat.version = t.version;
-                    node.stat.mzxid = hdr.zxid;
-                    node.stat.mtime = hdr.time;
-                })?;
+                let old = self.get(&t.path).ok_or(ErrorCode::NoNode)?.clone();
+                let mut h = old.header().clone();
+                h.version = t.version;
+                h.mzxid = hdr.zxid;
+                h.mtime = hdr.time;
+                let new = Znode::build(h, &t.path, t.data.as_deref());
                 self.data_bytes =
-                    self.data_bytes - old + t.data.as_ref().map_or(0, |d| d.len()) as u64;
+                    (self.data_bytes + new.data_len() as u64).saturating_sub(old.data_len() as u64);
+                self.digest = self
+                    .digest
+                    .wrapping_sub(node_hash(&old))
+                    .wrapping_add(node_hash(&new));
+                self.nodes.insert(new);
                 triggers.push(Trigger::DataChanged(t.path.clone()));
                 Ok(())
             }
             Txn::SetAcl(t) => {
-                let acl = self.intern_acl(t.acl.clone());
-                self.update(&t.path, |node| {
-                    node.acl = acl;
-                    node.stat.aversion = t.version;
+                let acl = self.intern_acl_ref(&t.acl);
+                self.update(&t.path, |h| {
+                    h.acl = acl;
+                    h.aversion = t.version;
                 })
             }
             Txn::CloseSession(t) => {
@@ -365,9 +586,8 @@ impl DataTree {
                 paths.extend(self.ephemerals(hdr.client_id).map(str::to_owned));
                 for p in paths {
                     let owned = self
-                        .nodes
-                        .get(p.as_str())
-                        .is_some_and(|n| n.stat.ephemeral_owner == hdr.client_id);
+                        .get(&p)
+                        .is_some_and(|n| n.header().ephemeral_owner == hdr.client_id);
                     if owned {
                         self.delete(hdr.zxid, &p, triggers)?;
                     }
@@ -393,26 +613,23 @@ impl DataTree {
         &mut self,
         hdr: &TxnHeader,
         path: &str,
-        data: &Option<Vec<u8>>,
+        data: Option<&[u8]>,
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
         triggers: &mut Vec<Trigger>,
     ) -> Result<(), ErrorCode> {
-        if self.nodes.contains_key(path) {
+        if path.is_empty() || self.contains(path) {
             return Err(ErrorCode::NodeExists);
         }
         let parent_path = parent(path);
-        let acl = self.intern_acl(acl.to_vec());
-        let key: Arc<str> = Arc::from(path);
-        let child = key.clone();
-        self.update(parent_path, |parent_node| {
-            parent_node.children.insert(child);
-            if parent_cversion > parent_node.stat.cversion {
-                parent_node.stat.cversion = parent_cversion;
+        self.update(parent_path, |p| {
+            p.num_children += 1;
+            if parent_cversion > p.cversion {
+                p.cversion = parent_cversion;
             }
-            if hdr.zxid > parent_node.stat.pzxid {
-                parent_node.stat.pzxid = hdr.zxid;
+            if hdr.zxid > p.pzxid {
+                p.pzxid = hdr.zxid;
             }
         })?;
         let stat = Stat {
@@ -424,16 +641,12 @@ impl DataTree {
             pzxid: hdr.zxid,
             ..Stat::default()
         };
-        self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
-        let node = Arc::new(Znode {
-            data: data.as_deref().map(Arc::from),
-            acl,
-            stat,
-            children: Children::default(),
-        });
-        self.digest = self.digest.wrapping_add(node_hash(&key, &node));
-        self.nodes.insert(key.clone(), node);
-        self.index(key, owner);
+        let acl = self.intern_acl_ref(acl);
+        let node = Znode::build(header_of(&stat, acl), path, data);
+        self.data_bytes += (path.len() + node.data_len()) as u64;
+        self.digest = self.digest.wrapping_add(node_hash(&node));
+        self.nodes.insert(node);
+        self.index(path, owner);
         triggers.push(Trigger::Created(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Ok(())
@@ -445,16 +658,22 @@ impl DataTree {
         path: &str,
         triggers: &mut Vec<Trigger>,
     ) -> Result<(), ErrorCode> {
-        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-        if !node.children.is_empty() {
+        let node = self.get(path).ok_or(ErrorCode::NoNode)?;
+        if node.num_children() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        let node = self.nodes.remove(path).expect("checked above");
-        self.digest = self.digest.wrapping_sub(node_hash(path, &node));
+        if path == "/" {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self
+            .nodes
+            .remove(&Probe::of(path))
+            .ok_or(ErrorCode::NoNode)?;
+        self.digest = self.digest.wrapping_sub(node_hash(&node));
         self.data_bytes = self
             .data_bytes
-            .saturating_sub((path.len() + node.data.as_ref().map_or(0, |d| d.len())) as u64);
-        let owner = node.stat.ephemeral_owner;
+            .saturating_sub((path.len() + node.data_len()) as u64);
+        let owner = node.header().ephemeral_owner;
         if owner == CONTAINER_EPHEMERAL_OWNER {
             self.containers.remove(path);
         } else if ttl_of_owner(owner).is_some() {
@@ -470,69 +689,86 @@ impl DataTree {
         let parent_path = parent(path);
         // The stored cversion counts creates only; see `Znode::stat`.
         let _ = self.update(parent_path, |p| {
-            p.children.remove(path);
-            if zxid > p.stat.pzxid {
-                p.stat.pzxid = zxid;
+            p.num_children -= 1;
+            if zxid > p.pzxid {
+                p.pzxid = zxid;
             }
         });
-        triggers.push(Trigger::Deleted(path.to_owned(), node.acl.clone()));
+        triggers.push(Trigger::Deleted(path.to_owned(), node.acl().clone()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Ok(())
     }
 
-    /// Adds a node read from a snapshot. Children, ephemerals, containers and TTL nodes are
-    /// linked up by [`DataTree::finish_load`] once every node is in.
+    /// Adds a node read from a snapshot. Child counts, ephemerals, containers and TTL nodes
+    /// are worked out by [`DataTree::finish_load`] once every node is in.
     pub fn load_node(&mut self, path: &str, data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat) {
         let acl = self.intern_acl(acl);
-        if let Some(old) = self.nodes.get(path) {
+        if let Some(old) = self.get(path) {
             // Replacing a node (a system node the snapshot also holds): count it once.
-            let old_bytes = path.len() + old.data.as_ref().map_or(0, |d| d.len());
+            let old_bytes = path.len() + old.data_len();
             self.data_bytes = self.data_bytes.saturating_sub(old_bytes as u64);
         }
         self.data_bytes += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
-        self.nodes.insert(
-            path.into(),
-            Arc::new(Znode {
-                data: data.map(Arc::from),
-                acl,
-                stat,
-                children: Children::default(),
-            }),
-        );
+        self.nodes
+            .insert(Znode::build(header_of(&stat, acl), path, data.as_deref()));
     }
 
     /// Records `path` in the ephemeral / container / TTL index its owner calls for.
-    fn index(&mut self, path: Arc<str>, owner: i64) {
+    fn index(&mut self, path: &str, owner: i64) {
         if owner == CONTAINER_EPHEMERAL_OWNER {
-            self.containers.insert(path);
+            self.containers.insert(Arc::from(path));
         } else if ttl_of_owner(owner).is_some() {
-            self.ttls.insert(path);
+            self.ttls.insert(Arc::from(path));
         } else if owner != 0 {
-            self.ephemerals.entry(owner).or_default().insert(path);
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(Arc::from(path));
         }
     }
 
-    /// Links children to parents and rebuilds the ephemeral, container and TTL indexes after
+    /// Counts children and rebuilds the ephemeral, container and TTL indexes after
     /// [`DataTree::load_node`] calls; `last_zxid` is the zxid the snapshot was taken at.
     ///
     /// # Errors
     /// A node whose parent is missing (a corrupt snapshot), naming the path.
     pub fn finish_load(&mut self, last_zxid: i64) -> Result<(), String> {
-        let paths: Vec<Arc<str>> = self.nodes.keys().cloned().collect();
         self.ephemerals = PMap::new();
         self.containers = PSet::new();
         self.ttls = PSet::new();
-        for p in paths {
-            if &*p == "/" {
+        // Children of one parent are adjacent in the set: count them run by run.
+        let mut runs: Vec<(String, i32)> = Vec::new();
+        let mut indexed: Vec<(String, i64)> = Vec::new();
+        for n in self.nodes.iter() {
+            let path = n.path();
+            if path == "/" {
                 continue;
             }
-            let parent_path = parent(&p);
-            let Some(pn) = self.node_mut(parent_path) else {
-                return Err(format!("node {p} has no parent {parent_path}"));
+            let parent_path = parent(path);
+            match runs.last_mut() {
+                Some((p, c)) if p == parent_path => *c += 1,
+                _ => runs.push((parent_path.to_owned(), 1)),
+            }
+            let owner = n.header().ephemeral_owner;
+            if owner != 0 {
+                indexed.push((path.to_owned(), owner));
+            }
+        }
+        for (parent_path, count) in runs {
+            let Some(old) = self.get(&parent_path).cloned() else {
+                let orphan = self
+                    .children(&parent_path)
+                    .next()
+                    .map_or_else(|| parent_path.clone(), |c| c.path().to_owned());
+                return Err(format!("node {orphan} has no parent {parent_path}"));
             };
-            pn.children.insert(p.clone());
-            let owner = self.nodes.get(&*p).map_or(0, |n| n.stat.ephemeral_owner);
-            self.index(p, owner);
+            let mut h = old.header().clone();
+            h.num_children = count;
+            let new = old.with_header(h);
+            self.nodes.insert(new);
+        }
+        for (path, owner) in indexed {
+            self.index(&path, owner);
         }
         self.digest = self.full_digest();
         self.last_zxid = last_zxid;
@@ -550,39 +786,52 @@ impl DataTree {
     pub fn full_digest(&self) -> u64 {
         self.nodes
             .iter()
-            .fold(0u64, |acc, (p, n)| acc.wrapping_add(node_hash(p, n)))
+            .fold(0u64, |acc, n| acc.wrapping_add(node_hash(n)))
     }
 
-    /// Changes the node at `path` with `f`, keeping the digest current.
-    fn update(&mut self, path: &str, f: impl FnOnce(&mut Znode)) -> Result<(), ErrorCode> {
-        let key = self
-            .nodes
-            .get_key_value(path)
-            .map(|(k, _)| k.clone())
-            .ok_or(ErrorCode::NoNode)?;
-        let node = self.node_mut(path).ok_or(ErrorCode::NoNode)?;
-        let old = node_hash(&key, node);
-        f(node);
-        let new = node_hash(&key, node);
-        self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
+    /// Changes the Stat or ACL of the node at `path` with `f` (path and data stay), keeping
+    /// the digest current.
+    fn update(&mut self, path: &str, f: impl FnOnce(&mut Header)) -> Result<(), ErrorCode> {
+        let old = self.get(path).ok_or(ErrorCode::NoNode)?.clone();
+        let mut h = old.header().clone();
+        f(&mut h);
+        let new = old.with_header(h);
+        // Path and data are unchanged, so only the Stat half of the node's hash moves.
+        self.digest = self
+            .digest
+            .wrapping_sub(stat_hash(&old))
+            .wrapping_add(stat_hash(&new));
+        self.nodes.insert(new);
         Ok(())
     }
 
-    /// Iterates over every node in path order, parents before their children (for
-    /// snapshots and dumps).
+    /// Iterates over every node, parents before their children and siblings in name order
+    /// (for snapshots and dumps).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
-        self.nodes.iter().map(|(k, v)| (&**k, &**v))
+        self.nodes.iter().map(|n| (n.path(), n))
     }
 }
 
 /// One node's contribution to the tree digest: its path, data and Stat as clients see it.
-fn node_hash(path: &str, n: &Znode) -> u64 {
-    let mut h = Fnv64::default();
-    h.write(path.as_bytes());
-    h.write(&[0xff]);
-    if let Some(d) = &n.data {
-        h.write(d);
+/// Two halves, so that a change of the Stat alone (every child create and delete changes
+/// the parent's) rehashes the path and Stat but not the data.
+fn node_hash(n: &Znode) -> u64 {
+    content_hash(n).wrapping_add(stat_hash(n))
+}
+
+fn content_hash(n: &Znode) -> u64 {
+    let mut h = Hash64::new(1);
+    h.bytes(n.path_bytes());
+    match n.data() {
+        Some(d) => h.bytes(d),
+        None => h.word(u64::MAX),
     }
+    h.finish()
+}
+
+fn stat_hash(n: &Znode) -> u64 {
+    let mut h = Hash64::new(2);
+    h.bytes(n.path_bytes());
     let s = n.stat();
     for v in [
         s.czxid,
@@ -592,29 +841,53 @@ fn node_hash(path: &str, n: &Znode) -> u64 {
         s.ephemeral_owner,
         s.pzxid,
     ] {
-        h.write(&v.to_be_bytes());
+        h.word(v as u64);
     }
     for v in [s.version, s.cversion, s.aversion, s.num_children] {
-        h.write(&v.to_be_bytes());
+        h.word(v as u32 as u64);
     }
-    h.0
+    h.word(s.data_length as u32 as u64);
+    h.finish()
 }
 
-/// FNV-1a, 64 bit: a stable hash for digests that are written to disk.
-struct Fnv64(u64);
+/// A stable 64-bit hash, eight bytes a step, for digests that are written to disk: the
+/// same input hashes the same on every platform and in every version of this file.
+struct Hash64(u64);
 
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
+impl Hash64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn new(domain: u64) -> Self {
+        Hash64(domain.wrapping_mul(Self::K) ^ 0x243f_6a88_85a3_08d3)
     }
-}
 
-impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w).wrapping_mul(Self::K).rotate_left(29);
+    }
+
+    /// Length-prefixed, so `("ab", "c")` and `("a", "bc")` differ.
+    fn bytes(&mut self, b: &[u8]) {
+        self.word(b.len() as u64);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
         }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(w));
+        }
+    }
+
+    /// Final avalanche (the splitmix64 finaliser).
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
@@ -758,7 +1031,7 @@ mod tests {
             (n.stat().version, n.stat().mzxid, n.stat().mtime),
             (1, 5, 1005)
         );
-        assert!(n.data.is_none());
+        assert!(n.data().is_none());
     }
 
     #[test]
@@ -769,11 +1042,11 @@ mod tests {
         let snap = t.clone();
         t.apply(&hdr(4), &create("/later", false, 2)).unwrap();
         let mut loaded = DataTree {
-            nodes: PMap::new(),
+            nodes: PSet::new(),
             ..DataTree::new()
         };
         for (p, n) in snap.iter() {
-            loaded.load_node(p, n.data_vec(), n.acl.to_vec(), n.stat.clone());
+            loaded.load_node(p, n.data_vec(), n.acl().to_vec(), n.raw_stat());
         }
         loaded.finish_load(snap.last_zxid()).unwrap();
         assert_eq!(loaded.digest(), snap.digest());
@@ -820,6 +1093,128 @@ mod tests {
         let mut t = DataTree::new();
         t.load_node("/x/y", None, Acl::open_unsafe(), Stat::default());
         assert!(t.finish_load(1).unwrap_err().contains("/x/y"));
+    }
+
+    fn create_data(path: &str, data: Option<Vec<u8>>, pcv: i32) -> Txn {
+        Txn::Create(CreateTxn {
+            path: path.into(),
+            data,
+            acl: Acl::open_unsafe(),
+            ephemeral: false,
+            parent_cversion: pcv,
+        })
+    }
+
+    #[test]
+    fn children_are_exactly_the_direct_children_in_name_order() {
+        let mut t = DataTree::new();
+        let mut z = 1;
+        for p in [
+            "/a", "/a-b", "/a/c", "/a/b", "/a/b/x", "/a/b-", "/ab", "/a/c/d/e",
+        ] {
+            z += 1;
+            // "/a/c/d/e" has no parent: it must fail and leave the tree alone.
+            let r = t.apply(&hdr(z), &create(p, false, z as i32));
+            assert_eq!(r.is_ok(), p != "/a/c/d/e", "{p}");
+        }
+        let names = |t: &DataTree, p: &str| t.child_names(p).map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(names(&t, "/a"), ["b", "b-", "c"]);
+        assert_eq!(names(&t, "/a/b"), ["x"]);
+        assert_eq!(names(&t, "/"), ["a", "a-b", "ab", "zookeeper"]);
+        assert_eq!(names(&t, ""), names(&t, "/"), "\"\" is the root");
+        assert!(names(&t, "/a/b/x").is_empty());
+        assert!(names(&t, "/nothing").is_empty());
+        for p in ["/", "/a", "/a/b", "/zookeeper"] {
+            assert_eq!(t.get(p).unwrap().num_children(), names(&t, p).len(), "{p}");
+        }
+        // Parents come before their children in iteration (the snapshot order).
+        let order: Vec<&str> = t.iter().map(|(p, _)| p).collect();
+        for (i, p) in order.iter().enumerate().skip(1) {
+            let at = order.iter().position(|q| *q == parent(p)).unwrap();
+            assert!(at < i, "{p} before its parent in {order:?}");
+        }
+    }
+
+    #[test]
+    fn null_empty_short_and_long_data_round_trip() {
+        let mut t = DataTree::new();
+        let long: Vec<u8> = (0..INLINE_DATA_MAX * 3).map(|i| i as u8).collect();
+        let short = vec![7u8; INLINE_DATA_MAX];
+        t.apply(&hdr(2), &create_data("/null", None, 1)).unwrap();
+        t.apply(&hdr(3), &create_data("/empty", Some(vec![]), 2))
+            .unwrap();
+        t.apply(&hdr(4), &create_data("/short", Some(short.clone()), 3))
+            .unwrap();
+        t.apply(&hdr(5), &create_data("/long", Some(long.clone()), 4))
+            .unwrap();
+        assert_eq!(t.get("/null").unwrap().data(), None);
+        assert_eq!(t.get("/empty").unwrap().data(), Some(&[][..]));
+        assert_eq!(t.get("/short").unwrap().data(), Some(&short[..]));
+        assert_eq!(t.get("/long").unwrap().data(), Some(&long[..]));
+        assert_eq!(
+            t.get("/long").unwrap().stat().data_length as usize,
+            long.len()
+        );
+        // A child create rebuilds the parent: its data and path must carry over.
+        t.apply(&hdr(6), &create("/long/c", false, 1)).unwrap();
+        t.apply(&hdr(7), &create("/null/c", false, 1)).unwrap();
+        let l = t.get("/long").unwrap();
+        assert_eq!((l.data(), l.path()), (Some(&long[..]), "/long"));
+        assert_eq!(t.get("/null").unwrap().data(), None);
+        let size = ["/null", "/empty", "/short", "/long", "/long/c", "/null/c"]
+            .iter()
+            .map(|p| p.len() + t.get(p).unwrap().data().map_or(0, <[u8]>::len))
+            .sum::<usize>() as u64;
+        assert_eq!(t.approximate_data_size(), size);
+        assert_eq!(t.digest(), t.full_digest());
+    }
+
+    #[test]
+    fn a_snapshot_clone_does_not_see_later_changes_to_a_parent() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create_data("/p", Some(b"v1".to_vec()), 1))
+            .unwrap();
+        let snap = t.clone();
+        t.apply(&hdr(3), &create("/p/c", false, 1)).unwrap();
+        let set = Txn::SetData(SetDataTxn {
+            path: "/p".into(),
+            data: Some(b"v2".to_vec()),
+            version: 1,
+        });
+        t.apply(&hdr(4), &set).unwrap();
+        let old = snap.get("/p").unwrap();
+        assert_eq!((old.data(), old.num_children()), (Some(&b"v1"[..]), 0));
+        assert_eq!(snap.child_names("/p").count(), 0);
+        let new = t.get("/p").unwrap();
+        assert_eq!((new.data(), new.num_children()), (Some(&b"v2"[..]), 1));
+        assert_eq!(snap.digest(), snap.full_digest());
+        assert_eq!(t.digest(), t.full_digest());
+    }
+
+    #[test]
+    fn set_acl_keeps_the_digest_and_unused_acls_are_purged() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(2), &create("/a", false, 1)).unwrap();
+        let mine = vec![Acl {
+            perms: 31,
+            id: corral_proto::Id::new("digest", "u:h"),
+        }];
+        let set_acl = |acl: Vec<Acl>, version| {
+            Txn::SetAcl(corral_proto::SetAclTxn {
+                path: "/a".into(),
+                acl,
+                version,
+            })
+        };
+        t.apply(&hdr(3), &set_acl(mine.clone(), 1)).unwrap();
+        assert_eq!(t.get("/a").unwrap().acl().as_slice(), &mine[..]);
+        assert_eq!(t.get("/a").unwrap().stat().aversion, 1);
+        assert_eq!(t.digest(), t.full_digest());
+        t.apply(&hdr(4), &set_acl(Acl::open_unsafe(), 2)).unwrap();
+        assert!(t.acl_cache.contains_key(&mine));
+        t.purge_acl_cache();
+        assert!(!t.acl_cache.contains_key(&mine), "no node uses it");
+        assert!(t.acl_cache.contains_key(&Acl::open_unsafe()));
     }
 
     #[test]

@@ -17,10 +17,7 @@ async fn the_log_alone_replays_to_the_same_tree() {
     let (h, _) = Harness::open(&cfg).unwrap();
     assert_eq!(h.tree.last_zxid(), 101);
     assert_eq!(h.tree.digest(), expected.digest());
-    assert_eq!(
-        h.tree.get("/n7").unwrap().data.as_deref(),
-        Some(&b"changed"[..])
-    );
+    assert_eq!(h.tree.get("/n7").unwrap().data(), Some(&b"changed"[..]));
     h.close().await;
 }
 

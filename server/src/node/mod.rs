@@ -921,6 +921,8 @@ impl Node {
 
     fn maybe_snapshot(&mut self) {
         if self.log.wants_snapshot() {
+            // ACLs no node uses any more are dropped once per snapshot interval.
+            self.tree.purge_acl_cache();
             // A copy-on-write clone between two transactions: consistent, and O(1).
             let data = SnapshotData {
                 tree: self.tree.clone(),
@@ -1097,7 +1099,7 @@ impl Node {
                 Trigger::Created(p) | Trigger::DataChanged(p) | Trigger::ChildrenChanged(p) => self
                     .tree
                     .get(p)
-                    .map(|n| n.acl.clone())
+                    .map(|n| n.acl().clone())
                     .or_else(|| deleted.get(p.as_str()).map(|a| (*a).clone())),
             };
             for (conn, ty, path) in self.watches.trigger(t) {
@@ -1210,7 +1212,7 @@ impl Node {
         ids: &[Id],
     ) -> Result<&crate::tree::Znode, ErrorCode> {
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        if !acl::check(&n.acl, perm, ids) {
+        if !acl::check(n.acl(), perm, ids) {
             return Err(ErrorCode::NoAuth);
         }
         Ok(n)
@@ -1243,7 +1245,8 @@ impl Node {
             }
             Request::GetChildren(r) | Request::GetChildren2(r) => {
                 let n = self.read_node(&r.path, perms::READ, ids)?;
-                let children: Vec<String> = n.children.names().map(str::to_owned).collect();
+                let children: Vec<String> =
+                    self.tree.child_names(&r.path).map(str::to_owned).collect();
                 let stat = n.stat();
                 if r.watch {
                     self.watches.add_child(&r.path, conn);
@@ -1256,10 +1259,10 @@ impl Node {
             }
             Request::GetAcl(r) => {
                 let n = self.read_node(&r.path, perms::READ | perms::ADMIN, ids)?;
-                let acl = if acl::check(&n.acl, perms::ADMIN, ids) {
-                    n.acl.to_vec()
+                let acl = if acl::check(n.acl(), perms::ADMIN, ids) {
+                    n.acl().to_vec()
                 } else {
-                    acl::mask_digests(&n.acl)
+                    acl::mask_digests(n.acl())
                 };
                 Ok(Response::GetAcl(GetAclResponse {
                     acl,
@@ -1280,7 +1283,12 @@ impl Node {
                 let mut list: Vec<(i64, String)> = self
                     .tree
                     .ephemerals(session)
-                    .map(|p| (self.tree.get(p).map_or(0, |n| n.stat.czxid), p.to_owned()))
+                    .map(|p| {
+                        (
+                            self.tree.get(p).map_or(0, |n| n.raw_stat().czxid),
+                            p.to_owned(),
+                        )
+                    })
                     .collect();
                 list.sort();
                 let hashes: Vec<u32> = list.iter().map(|(_, p)| acl::java_string_hash(p)).collect();
@@ -1317,9 +1325,9 @@ impl Node {
                             })
                         }),
                         Request::GetChildren(g) => {
-                            self.read_node(&g.path, perms::READ, ids).map(|n| {
+                            self.read_node(&g.path, perms::READ, ids).map(|_| {
                                 MultiResult::GetChildren(
-                                    n.children.names().map(str::to_owned).collect(),
+                                    self.tree.child_names(&g.path).map(str::to_owned).collect(),
                                 )
                             })
                         }
@@ -1396,7 +1404,7 @@ impl Node {
         for p in data {
             match self.tree.get(p) {
                 None => events.push((EventType::NodeDeleted, p)),
-                Some(n) if n.stat.mzxid > rel => events.push((EventType::NodeDataChanged, p)),
+                Some(n) if n.raw_stat().mzxid > rel => events.push((EventType::NodeDataChanged, p)),
                 Some(_) => self.watches.add_data(p, conn),
             }
         }
@@ -1409,7 +1417,9 @@ impl Node {
         for p in child {
             match self.tree.get(p) {
                 None => events.push((EventType::NodeDeleted, p)),
-                Some(n) if n.stat.pzxid > rel => events.push((EventType::NodeChildrenChanged, p)),
+                Some(n) if n.raw_stat().pzxid > rel => {
+                    events.push((EventType::NodeChildrenChanged, p))
+                }
                 Some(_) => self.watches.add_child(p, conn),
             }
         }

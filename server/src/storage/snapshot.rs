@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! offset 0   header, 32 bytes:
-//!            magic "CRRL-SNP" (8) | version u32 = 1 | flags u32 = 0 | zxid i64
+//!            magic "CRRL-SNP" (8) | version u32 = 2 | flags u32 = 0 | zxid i64
 //!            | reserved u32 = 0 | crc32 of the 28 bytes before u32
 //! then       chunks: len u32 (> 0) | crc32(payload) u32 | payload (len bytes)
 //!            payload = records, never split across chunks, each a tag byte and Jute fields:
@@ -37,7 +37,7 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"CRRL-SNP";
 /// First bytes of the trailer.
 pub const TRAILER_MAGIC: [u8; 8] = *b"CRRL-END";
 /// The snapshot format written by this version.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 const HEADER_BYTES: u64 = 32;
 const TRAILER_BYTES: u64 = 48;
 /// A chunk is closed once it holds this many bytes.
@@ -361,7 +361,7 @@ impl<S: Sink> ChunkWriter<S> {
         let mut acls: HashMap<*const Vec<Acl>, i32> = HashMap::new();
         let mut nodes = 0u64;
         for (path, n) in data.tree.iter() {
-            let key = Arc::as_ptr(&n.acl);
+            let key = Arc::as_ptr(n.acl());
             let index = match acls.get(&key) {
                 Some(i) => *i,
                 None => {
@@ -369,15 +369,15 @@ impl<S: Sink> ChunkWriter<S> {
                     acls.insert(key, i);
                     self.chunk.push(TAG_ACL);
                     i.write(&mut self.chunk);
-                    n.acl.as_ref().write(&mut self.chunk);
+                    n.acl().as_ref().write(&mut self.chunk);
                     i
                 }
             };
             self.chunk.push(TAG_NODE);
             write_str(&mut self.chunk, path);
-            write_buffer(&mut self.chunk, n.data.as_deref());
+            write_buffer(&mut self.chunk, n.data());
             index.write(&mut self.chunk);
-            n.stat.write(&mut self.chunk);
+            n.raw_stat().write(&mut self.chunk);
             nodes += 1;
             self.maybe_end_chunk()?;
         }
@@ -663,13 +663,10 @@ mod tests {
         assert_eq!(loaded.tree.digest(), tree.digest());
         assert_eq!(loaded.tree.last_zxid(), 20);
         assert_eq!(loaded.sessions, vec![(0x55, 4000), (0x66, 6000)]);
-        assert!(loaded.tree.get("/n3").unwrap().data.is_none());
+        assert!(loaded.tree.get("/n3").unwrap().data().is_none());
+        assert_eq!(loaded.tree.get("/n1").unwrap().data(), Some(&[][..]));
         assert_eq!(
-            loaded.tree.get("/n1").unwrap().data.as_deref(),
-            Some(&[][..])
-        );
-        assert_eq!(
-            loaded.tree.get("/n3").unwrap().acl.as_ref(),
+            loaded.tree.get("/n3").unwrap().acl().as_ref(),
             &Acl::read_unsafe()
         );
         assert_eq!(loaded.tree.ephemerals(0x55).count(), 10);
