@@ -619,19 +619,13 @@ impl DataTree {
         parent_cversion: i32,
         triggers: &mut Vec<Trigger>,
     ) -> Result<(), ErrorCode> {
-        if path.is_empty() || self.contains(path) {
+        if path.is_empty() || path == "/" {
             return Err(ErrorCode::NodeExists);
         }
         let parent_path = parent(path);
-        self.update(parent_path, |p| {
-            p.num_children += 1;
-            if parent_cversion > p.cversion {
-                p.cversion = parent_cversion;
-            }
-            if hdr.zxid > p.pzxid {
-                p.pzxid = hdr.zxid;
-            }
-        })?;
+        if !self.contains(parent_path) {
+            return Err(ErrorCode::NoNode);
+        }
         let stat = Stat {
             czxid: hdr.zxid,
             mzxid: hdr.zxid,
@@ -643,9 +637,24 @@ impl DataTree {
         };
         let acl = self.intern_acl_ref(acl);
         let node = Znode::build(header_of(&stat, acl), path, data);
-        self.data_bytes += (path.len() + node.data_len()) as u64;
-        self.digest = self.digest.wrapping_add(node_hash(&node));
-        self.nodes.insert(node);
+        let hash = node_hash(&node);
+        let bytes = (path.len() + node.data_len()) as u64;
+        // One walk both checks and inserts; a node already there is put back.
+        if let Some(existing) = self.nodes.insert(node) {
+            self.nodes.insert(existing);
+            return Err(ErrorCode::NodeExists);
+        }
+        self.data_bytes += bytes;
+        self.digest = self.digest.wrapping_add(hash);
+        self.update(parent_path, |p| {
+            p.num_children += 1;
+            if parent_cversion > p.cversion {
+                p.cversion = parent_cversion;
+            }
+            if hdr.zxid > p.pzxid {
+                p.pzxid = hdr.zxid;
+            }
+        })?;
         self.index(path, owner);
         triggers.push(Trigger::Created(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));

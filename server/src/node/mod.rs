@@ -1085,24 +1085,25 @@ impl Node {
     /// (ZOOKEEPER-4799, CVE-2024-23944), a connection hears of a node only if it may READ it:
     /// otherwise a recursive watch high in the tree would reveal paths it cannot read.
     fn fire(&mut self, triggers: &[Trigger]) {
-        let deleted: std::collections::HashMap<&str, &std::sync::Arc<Vec<corral_proto::Acl>>> =
-            triggers
-                .iter()
-                .filter_map(|t| match t {
-                    Trigger::Deleted(p, acl) => Some((p.as_str(), acl)),
-                    _ => None,
-                })
-                .collect();
         for t in triggers {
+            let watchers = self.watches.trigger(t);
+            if watchers.is_empty() {
+                continue;
+            }
+            // Who may hear of it is decided by the node's ACL: the deleted node's own, or,
+            // for a node deleted later in the same multi, the one it had when deleted.
             let acl = match t {
                 Trigger::Deleted(_, acl) => Some(acl.clone()),
-                Trigger::Created(p) | Trigger::DataChanged(p) | Trigger::ChildrenChanged(p) => self
-                    .tree
-                    .get(p)
-                    .map(|n| n.acl().clone())
-                    .or_else(|| deleted.get(p.as_str()).map(|a| (*a).clone())),
+                Trigger::Created(p) | Trigger::DataChanged(p) | Trigger::ChildrenChanged(p) => {
+                    self.tree.get(p).map(|n| n.acl().clone()).or_else(|| {
+                        triggers.iter().find_map(|d| match d {
+                            Trigger::Deleted(dp, acl) if dp == p => Some(acl.clone()),
+                            _ => None,
+                        })
+                    })
+                }
             };
-            for (conn, ty, path) in self.watches.trigger(t) {
+            for (conn, ty, path) in watchers {
                 let allowed = match (&acl, self.conns.get(&conn)) {
                     (Some(acl), Some(c)) => acl::check(acl, perms::READ, &c.ids),
                     (None, Some(_)) => true,
