@@ -1,5 +1,7 @@
 //! Messages between servers, and the values they carry.
 
+use std::sync::Arc;
+
 /// A server id (`myid`).
 pub type ServerId = u64;
 
@@ -47,8 +49,9 @@ impl Vote {
 pub struct Entry {
     /// Its zxid.
     pub zxid: i64,
-    /// The transaction, encoded by the server.
-    pub data: Vec<u8>,
+    /// The transaction, encoded by the server; shared by the log, the persist action and
+    /// every follower's proposal.
+    pub data: Arc<[u8]>,
 }
 
 /// A message of the election or of the atomic broadcast.

@@ -875,6 +875,8 @@ impl Peer {
             return;
         }
         let leader = l.leader;
+        // One ACK covers every proposal up to its zxid: proposals arrive and are logged in
+        // order, so a learner that has one durably has every earlier one.
         let mut acks = Vec::new();
         while l.to_ack.front().is_some_and(|z| *z <= durable) {
             acks.push(l.to_ack.pop_front().expect("front"));
@@ -915,6 +917,13 @@ impl Peer {
 
     fn leader_mut(&mut self) -> Option<&mut Leader> {
         match &mut self.state {
+            State::Leading(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn leading_state(&self) -> Option<&Leader> {
+        match &self.state {
             State::Leading(l) => Some(l),
             _ => None,
         }
@@ -1022,6 +1031,7 @@ impl Peer {
                 }
             }
             Message::Ack { zxid } => {
+                // Cumulative: the learner has every proposal up to `zxid`.
                 if let Some(set) = l.acks.get_mut(&zxid) {
                     set.insert(from);
                 }
@@ -1225,8 +1235,8 @@ impl Peer {
     /// [`ProposeError::NotLeader`] when not a serving leader; [`ProposeError::EpochExhausted`]
     /// when the zxid counter ran out (the leader steps down so a new epoch starts).
     pub fn propose(&mut self, data: Vec<u8>) -> Result<i64, ProposeError> {
-        let voters = self.cfg.voters.clone();
-        let Some(l) = self.leader_mut() else {
+        let voters = &self.cfg.voters;
+        let State::Leading(l) = &mut self.state else {
             return Err(ProposeError::NotLeader);
         };
         if l.phase != LeaderPhase::Broadcast {
@@ -1245,7 +1255,10 @@ impl Peer {
             .copied()
             .filter(|s| voters.contains(s))
             .collect();
-        let entry = Entry { zxid: z, data };
+        let entry = Entry {
+            zxid: z,
+            data: data.into(),
+        };
         self.last_logged = z;
         self.log.push_back(entry.clone());
         self.actions.push(Action::Persist(vec![entry.clone()]));
@@ -1266,37 +1279,61 @@ impl Peer {
     fn try_commit(&mut self) {
         let me = self.cfg.id;
         let durable = self.last_durable;
-        loop {
-            let Some(l) = self.leader_mut() else { return };
+        let mut newest = None;
+        while let Some(l) = self.leading_state() {
             if l.phase != LeaderPhase::Broadcast {
-                return;
+                break;
             }
             let Some((&z, acks)) = l.acks.iter().next() else {
-                return;
+                break;
             };
-            let mut members: Vec<ServerId> = acks.iter().copied().collect();
-            if durable >= z {
-                members.push(me);
+            let mine = durable >= z;
+            let voters = &self.cfg.voters;
+            let acked = voters
+                .iter()
+                .filter(|v| acks.contains(v) || (mine && **v == me))
+                .count();
+            if acked * 2 <= voters.len() {
+                break;
             }
-            if !self.quorum(members) {
-                return;
-            }
-            let Some(l) = self.leader_mut() else { return };
+            let Some(l) = self.leader_mut() else { break };
             l.acks.remove(&z);
-            let learners: Vec<(ServerId, bool)> = l
+            self.committed = z;
+            newest = Some(z);
+            self.actions.push(Action::Commit { zxid: z });
+            // Observers saw no proposal: each committed entry goes to them whole (INFORM).
+            let Some(l) = self.leading_state() else { break };
+            let observers: Vec<ServerId> = l
                 .synced
                 .iter()
-                .map(|s| (*s, l.infos.get(s).is_some_and(|i| i.observer)))
+                .copied()
+                .filter(|s| l.infos.get(s).is_some_and(|i| i.observer))
                 .collect();
-            self.committed = z;
-            self.actions.push(Action::Commit { zxid: z });
-            let entry = self.log.iter().rev().find(|e| e.zxid == z).cloned();
-            for (s, observer) in learners {
-                if observer {
-                    if let Some(e) = &entry {
+            if !observers.is_empty() {
+                // The log is in zxid order.
+                let entry = self
+                    .log
+                    .binary_search_by_key(&z, |e| e.zxid)
+                    .ok()
+                    .and_then(|i| self.log.get(i))
+                    .cloned();
+                if let Some(e) = entry {
+                    for s in observers {
                         self.send(s, Message::Inform(e.clone()));
                     }
-                } else {
+                }
+            }
+        }
+        // Followers commit everything up to a COMMIT's zxid, so one per round is enough.
+        if let Some(z) = newest {
+            if let Some(l) = self.leading_state() {
+                let followers: Vec<ServerId> = l
+                    .synced
+                    .iter()
+                    .copied()
+                    .filter(|s| !l.infos.get(s).is_some_and(|i| i.observer))
+                    .collect();
+                for s in followers {
                     self.send(s, Message::Commit { zxid: z });
                 }
             }

@@ -27,7 +27,7 @@ fn config(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> Config {
 fn entry(epoch: u32, counter: u32) -> Entry {
     Entry {
         zxid: zxid(epoch, counter),
-        data: format!("{epoch}:{counter}").into_bytes(),
+        data: format!("{epoch}:{counter}").into_bytes().into(),
     }
 }
 
@@ -626,7 +626,7 @@ fn late_follower_holding_outstanding_proposals_is_not_truncated_and_acks_them_af
     let plan = sync_actions(&mut c, &mut p1);
     let p21 = Entry {
         zxid: zxid(2, 1),
-        data: b"x".to_vec(),
+        data: b"x".to_vec().into(),
     };
     assert_eq!(
         plan,
@@ -675,7 +675,7 @@ fn late_follower_holding_an_outstanding_proposal_is_not_truncated_and_acks_it_ag
     let mut learner = entries(1, 1, 2);
     learner.push(Entry {
         zxid: zxid(2, 1),
-        data: b"x".to_vec(),
+        data: b"x".to_vec().into(),
     });
     let (mut c, mut p1) = join(entries(1, 1, 2), durable(2, 2, learner));
     c.manual.insert(2);
@@ -685,7 +685,7 @@ fn late_follower_holding_an_outstanding_proposal_is_not_truncated_and_acks_it_ag
     c.run();
     let p21 = Entry {
         zxid: zxid(2, 1),
-        data: b"x".to_vec(),
+        data: b"x".to_vec().into(),
     };
     assert_eq!(
         sync_actions(&mut c, &mut p1),
@@ -791,7 +791,7 @@ fn proposal_commits_on_a_quorum_of_durable_acks() {
     assert_eq!(z, zxid(1, 1));
     let e = Entry {
         zxid: z,
-        data: b"a".to_vec(),
+        data: b"a".to_vec().into(),
     };
     assert_eq!(
         c.peer(3).take_actions(),
@@ -926,7 +926,7 @@ fn observer_never_counts_toward_a_quorum() {
     let z = c.peer(2).propose(b"a".to_vec()).expect("serving");
     let e = Entry {
         zxid: z,
-        data: b"a".to_vec(),
+        data: b"a".to_vec().into(),
     };
     // Proposals go to voters only; the observer hears of committed entries.
     assert_eq!(
@@ -937,7 +937,7 @@ fn observer_never_counts_toward_a_quorum() {
                 1,
                 Message::Proposal(Entry {
                     zxid: z,
-                    data: b"a".to_vec()
+                    data: b"a".to_vec().into()
                 })
             )
         ]
@@ -968,7 +968,7 @@ fn observer_learns_commits_through_informs() {
         3,
         Message::Inform(Entry {
             zxid: zxid(1, 1),
-            data: b"a".to_vec()
+            data: b"a".to_vec().into()
         })
     )));
     assert_eq!(c.peer(3).status().3, zxid(1, 1));

@@ -981,7 +981,7 @@ impl Sim {
             s.nodes.values().all(|n| {
                 wanted
                     .iter()
-                    .all(|w| n.applied.iter().any(|(e, c)| *c && e.data == *w))
+                    .all(|w| n.applied.iter().any(|(e, c)| *c && *e.data == **w))
             })
         };
         if !self.run_until(deadline, all_applied)? {
@@ -1040,7 +1040,7 @@ fn decode(mut data: &[u8]) -> Vec<(Entry, bool)> {
         out.push((
             Entry {
                 zxid,
-                data: data[13..13 + len].to_vec(),
+                data: data[13..13 + len].into(),
             },
             confirmed,
         ));

@@ -147,8 +147,24 @@ impl Node {
             if actions.is_empty() {
                 return;
             }
+            // Entries to persist go to the log as one batch (one hand-over to the writer
+            // rather than one per proposal). Sends may pass them, as nothing a server sends
+            // waits for its own log; any other action waits until they are handed over.
+            let mut persist: Vec<Entry> = Vec::new();
             for a in actions {
-                self.perform(a);
+                match a {
+                    Action::Persist(entries) => persist.extend(entries),
+                    a @ Action::Send { .. } => self.perform(a),
+                    a => {
+                        if !persist.is_empty() {
+                            self.persist_entries(std::mem::take(&mut persist));
+                        }
+                        self.perform(a);
+                    }
+                }
+            }
+            if !persist.is_empty() {
+                self.persist_entries(persist);
             }
         }
     }
@@ -221,12 +237,17 @@ impl Node {
         let mut batch = Vec::with_capacity(entries.len());
         for e in entries {
             // The leader's own proposals are in flight already: log the same transaction.
-            let known = self
-                .in_flight
-                .iter()
-                .rev()
-                .find(|f| f.hdr.zxid == e.zxid)
-                .map(|f| (f.hdr.clone(), Arc::clone(&f.txn)));
+            // In flight is in zxid order; a learner's new entries are past its end.
+            let known = match self.in_flight.back() {
+                Some(last) if last.hdr.zxid >= e.zxid => self
+                    .in_flight
+                    .binary_search_by_key(&e.zxid, |f| f.hdr.zxid)
+                    .ok()
+                    .or_else(|| self.in_flight.iter().position(|f| f.hdr.zxid == e.zxid))
+                    .map(|i| &self.in_flight[i])
+                    .map(|f| (f.hdr.clone(), Arc::clone(&f.txn))),
+                _ => None,
+            };
             let (hdr, txn) = if let Some(known) = known {
                 known
             } else {

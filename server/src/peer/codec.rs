@@ -29,7 +29,7 @@ fn write_entry(out: &mut Vec<u8>, e: &Entry) {
 fn read_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
     Ok(Entry {
         zxid: r.i64("zxid")?,
-        data: r.buffer("entry")?.unwrap_or_default(),
+        data: r.buffer("entry")?.unwrap_or_default().into(),
     })
 }
 
@@ -221,7 +221,7 @@ mod tests {
     fn all() -> Vec<Message> {
         let e = Entry {
             zxid: 0x1_0000_0002,
-            data: vec![1, 2, 3],
+            data: vec![1, 2, 3].into(),
         };
         vec![
             Message::Notification {
