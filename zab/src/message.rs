@@ -123,6 +123,12 @@ pub enum Message {
         /// The proposal's zxid.
         zxid: i64,
     },
+    /// Follower → leader: these proposals (each named, in order) are durable here; what
+    /// one fsync made durable, in one message.
+    Acks {
+        /// The proposals' zxids.
+        zxids: Vec<i64>,
+    },
     /// Leader → follower: every proposal up to `zxid` is committed.
     Commit {
         /// The commit point.

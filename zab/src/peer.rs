@@ -843,7 +843,8 @@ impl Peer {
             | Message::FollowerInfo { .. }
             | Message::AckEpoch { .. }
             | Message::AckNewLeader { .. }
-            | Message::Ack { .. } => {}
+            | Message::Ack { .. }
+            | Message::Acks { .. } => {}
         }
     }
 
@@ -881,8 +882,11 @@ impl Peer {
         while l.to_ack.front().is_some_and(|z| *z <= durable) {
             acks.push(l.to_ack.pop_front().expect("front"));
         }
-        for z in acks {
-            self.send(leader, Message::Ack { zxid: z });
+        // Everything one fsync made durable goes in one message, each zxid named.
+        match acks.len() {
+            0 => {}
+            1 => self.send(leader, Message::Ack { zxid: acks[0] }),
+            _ => self.send(leader, Message::Acks { zxids: acks }),
         }
     }
 
@@ -1031,9 +1035,17 @@ impl Peer {
                 }
             }
             Message::Ack { zxid } => {
-                // Cumulative: the learner has every proposal up to `zxid`.
                 if let Some(set) = l.acks.get_mut(&zxid) {
                     set.insert(from);
+                }
+                self.try_commit();
+            }
+            Message::Acks { zxids } => {
+                // Each named proposal, exactly as that many ACKs; one commit round after.
+                for zxid in zxids {
+                    if let Some(set) = l.acks.get_mut(&zxid) {
+                        set.insert(from);
+                    }
                 }
                 self.try_commit();
             }
@@ -1279,7 +1291,6 @@ impl Peer {
     fn try_commit(&mut self) {
         let me = self.cfg.id;
         let durable = self.last_durable;
-        let mut newest = None;
         while let Some(l) = self.leading_state() {
             if l.phase != LeaderPhase::Broadcast {
                 break;
@@ -1299,41 +1310,32 @@ impl Peer {
             let Some(l) = self.leader_mut() else { break };
             l.acks.remove(&z);
             self.committed = z;
-            newest = Some(z);
             self.actions.push(Action::Commit { zxid: z });
-            // Observers saw no proposal: each committed entry goes to them whole (INFORM).
+            // Followers hear COMMIT; observers, which saw no proposal, get the entry (INFORM).
             let Some(l) = self.leading_state() else { break };
-            let observers: Vec<ServerId> = l
-                .synced
-                .iter()
-                .copied()
-                .filter(|s| l.infos.get(s).is_some_and(|i| i.observer))
-                .collect();
-            if !observers.is_empty() {
+            let mut learners = Vec::with_capacity(l.synced.len());
+            let mut any_observer = false;
+            for s in &l.synced {
+                let observer = l.infos.get(s).is_some_and(|i| i.observer);
+                any_observer |= observer;
+                learners.push((*s, observer));
+            }
+            let entry = if any_observer {
                 // The log is in zxid order.
-                let entry = self
-                    .log
+                self.log
                     .binary_search_by_key(&z, |e| e.zxid)
                     .ok()
                     .and_then(|i| self.log.get(i))
-                    .cloned();
-                if let Some(e) = entry {
-                    for s in observers {
+                    .cloned()
+            } else {
+                None
+            };
+            for (s, observer) in learners {
+                if observer {
+                    if let Some(e) = &entry {
                         self.send(s, Message::Inform(e.clone()));
                     }
-                }
-            }
-        }
-        // Followers commit everything up to a COMMIT's zxid, so one per round is enough.
-        if let Some(z) = newest {
-            if let Some(l) = self.leading_state() {
-                let followers: Vec<ServerId> = l
-                    .synced
-                    .iter()
-                    .copied()
-                    .filter(|s| !l.infos.get(s).is_some_and(|i| i.observer))
-                    .collect();
-                for s in followers {
+                } else {
                     self.send(s, Message::Commit { zxid: z });
                 }
             }

@@ -827,6 +827,55 @@ fn proposal_commits_on_a_quorum_of_durable_acks() {
 }
 
 #[test]
+fn what_one_fsync_made_durable_is_acknowledged_in_one_message_naming_each_proposal() {
+    let mut c = established(&[1, 2, 3], &[], BTreeMap::new());
+    c.manual.extend([1, 2, 3]);
+    let z1 = c.peer(3).propose(b"a".to_vec()).expect("serving");
+    let z2 = c.peer(3).propose(b"b".to_vec()).expect("serving");
+    c.peer(3).on_persisted(z2);
+    let _ = c.peer(3).take_actions();
+    for (z, d) in [(z1, b"a"), (z2, b"b")] {
+        let e = Entry {
+            zxid: z,
+            data: d.to_vec().into(),
+        };
+        c.peer(1).on_message(3, Message::Proposal(e));
+    }
+    let _ = c.peer(1).take_actions();
+    // Both become durable in one fsync: one message, each zxid named.
+    c.peer(1).on_persisted(z2);
+    assert_eq!(
+        c.peer(1).take_actions(),
+        vec![send(
+            3,
+            Message::Acks {
+                zxids: vec![z1, z2]
+            }
+        )]
+    );
+    // An ACKS naming only the second proposal commits nothing: ACKs are never cumulative.
+    c.peer(3).on_message(2, Message::Acks { zxids: vec![z2] });
+    assert_eq!(c.peer(3).take_actions(), vec![]);
+    c.peer(3).on_message(
+        1,
+        Message::Acks {
+            zxids: vec![z1, z2],
+        },
+    );
+    assert_eq!(
+        c.peer(3).take_actions(),
+        vec![
+            Action::Commit { zxid: z1 },
+            send(1, Message::Commit { zxid: z1 }),
+            send(2, Message::Commit { zxid: z1 }),
+            Action::Commit { zxid: z2 },
+            send(1, Message::Commit { zxid: z2 }),
+            send(2, Message::Commit { zxid: z2 }),
+        ]
+    );
+}
+
+#[test]
 fn counter_exhaustion_makes_the_leader_step_down_and_the_next_epoch_elects() {
     let mut c = established(&[1, 2, 3], &[], BTreeMap::new());
     c.with(3, |p| {

@@ -468,6 +468,7 @@ impl Sim {
                     Message::AckEpoch { .. }
                     | Message::AckNewLeader { .. }
                     | Message::Ack { .. }
+                    | Message::Acks { .. }
                     | Message::NewLeader { .. }
                     | Message::Commit { .. } => {
                         let victim = if self.rng.range(0, 1) == 0 { id } else { to };

@@ -232,34 +232,39 @@ impl Node {
         }
     }
 
-    /// Logs entries the core handed over; a learner's are not in flight yet.
+    /// Logs entries the core handed over; a learner's are not in flight yet. The log gets
+    /// each proposal's bytes as they are (they are the log record's payload), so nothing is
+    /// encoded twice.
     fn persist_entries(&mut self, entries: Vec<Entry>) {
         let mut batch = Vec::with_capacity(entries.len());
         for e in entries {
-            // The leader's own proposals are in flight already: log the same transaction.
-            // In flight is in zxid order; a learner's new entries are past its end.
+            // The leader's own proposals are in flight already. In flight is in zxid order;
+            // a learner's new entries are past its end.
             let known = match self.in_flight.back() {
-                Some(last) if last.hdr.zxid >= e.zxid => self
-                    .in_flight
-                    .binary_search_by_key(&e.zxid, |f| f.hdr.zxid)
-                    .ok()
-                    .or_else(|| self.in_flight.iter().position(|f| f.hdr.zxid == e.zxid))
-                    .map(|i| &self.in_flight[i])
-                    .map(|f| (f.hdr.clone(), Arc::clone(&f.txn))),
-                _ => None,
+                Some(last) if last.hdr.zxid >= e.zxid => {
+                    self.in_flight
+                        .binary_search_by_key(&e.zxid, |f| f.hdr.zxid)
+                        .is_ok()
+                        || self.in_flight.iter().any(|f| f.hdr.zxid == e.zxid)
+                }
+                _ => false,
             };
-            let (hdr, txn) = if let Some(known) = known {
-                known
-            } else {
+            if !known {
                 match decode_txn(&e.data) {
-                    Ok((hdr, txn)) => {
-                        let txn = Arc::new(txn);
+                    Ok((hdr, txn)) if hdr.zxid == e.zxid => {
                         self.in_flight.push_back(InFlight {
-                            hdr: hdr.clone(),
-                            txn: Arc::clone(&txn),
+                            hdr,
+                            txn: Arc::new(txn),
                             origin: Origin::Remote,
                         });
-                        (hdr, txn)
+                    }
+                    Ok((hdr, _)) => {
+                        error!(zxid = %format_args!("0x{:x}", e.zxid), carried = %format_args!("0x{:x}", hdr.zxid), "proposal carries another zxid; stopping");
+                        self.fatal = Some(format!(
+                            "proposal 0x{:x} carries zxid 0x{:x}",
+                            e.zxid, hdr.zxid
+                        ));
+                        return;
                     }
                     Err(err) => {
                         error!(zxid = %format_args!("0x{:x}", e.zxid), error = %err, "undecodable proposal; stopping");
@@ -267,10 +272,10 @@ impl Node {
                         return;
                     }
                 }
-            };
-            batch.push((hdr, txn));
+            }
+            batch.push((e.zxid, e.data));
         }
-        if let Some(z) = self.log.append(batch) {
+        if let Some(z) = self.log.append_encoded(batch) {
             self.q().peer.on_persisted(z);
         }
     }

@@ -103,6 +103,13 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
             out.push(12);
             zxid.write(out);
         }
+        Message::Acks { zxids } => {
+            out.push(18);
+            (zxids.len() as i32).write(out);
+            for z in zxids {
+                z.write(out);
+            }
+        }
         Message::Commit { zxid } => {
             out.push(13);
             zxid.write(out);
@@ -203,6 +210,14 @@ pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
         15 => Message::Ping,
         16 => Message::Forward(r.buffer("forward")?.unwrap_or_default()),
         17 => Message::Reply(r.buffer("reply")?.unwrap_or_default()),
+        18 => {
+            let n = r.count("acks", 8)?.unwrap_or(0);
+            let mut zxids = Vec::with_capacity(n);
+            for _ in 0..n {
+                zxids.push(r.i64("zxid")?);
+            }
+            Message::Acks { zxids }
+        }
         v => {
             return Err(DecodeError::InvalidValue {
                 what: "message tag",
@@ -256,6 +271,9 @@ mod tests {
             Message::UpToDate,
             Message::Proposal(e.clone()),
             Message::Ack { zxid: 1 },
+            Message::Acks {
+                zxids: vec![1, 2, 0x2_0000_0001],
+            },
             Message::Commit { zxid: 1 },
             Message::Inform(e),
             Message::Ping,

@@ -85,6 +85,20 @@ pub fn encode_record(out: &mut Vec<u8>, hdr: &TxnHeader, txn: &Txn) {
     out.extend_from_slice(&[0; 8]);
     hdr.write(out);
     txn.write_body(out);
+    seal_record(out, start);
+}
+
+/// Appends one record whose `TxnHeader | body` part is already encoded (a ZAB proposal's
+/// bytes, which are exactly that).
+pub fn encode_record_bytes(out: &mut Vec<u8>, payload: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(payload);
+    seal_record(out, start);
+}
+
+/// Fills in the length and CRC of the record that starts at `start`.
+fn seal_record(out: &mut [u8], start: usize) {
     let len = (out.len() - start - 8) as u32;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&len.to_be_bytes());
@@ -356,6 +370,8 @@ fn find_valid_record(buf: &[u8], from: usize, after: Option<i64>) -> Option<usiz
 pub(crate) enum Cmd {
     /// Log these, in order. The transactions are the node loop's own, shared.
     Append(Vec<(TxnHeader, Arc<Txn>)>),
+    /// Log these already encoded `TxnHeader | body` payloads (zxid, bytes), in order.
+    AppendEncoded(Vec<(i64, Arc<[u8]>)>),
     /// Finish the current segment: the next record opens a new one.
     Roll,
     /// Flush, fsync, answer, exit.
@@ -421,6 +437,7 @@ impl Writer {
             while let Some(cmd) = next.take() {
                 let step = match cmd {
                     Cmd::Append(batch) => self.append(&batch, &mut last),
+                    Cmd::AppendEncoded(batch) => self.append_encoded(&batch, &mut last),
                     Cmd::Roll => self.roll(),
                     Cmd::Barrier(reply) => self.roll().map(|()| {
                         let _ = reply.send(());
@@ -469,6 +486,21 @@ impl Writer {
             }
             encode_record(&mut self.buf, hdr, txn);
             *last = Some(hdr.zxid);
+        }
+        Ok(())
+    }
+
+    fn append_encoded(
+        &mut self,
+        batch: &[(i64, Arc<[u8]>)],
+        last: &mut Option<i64>,
+    ) -> Result<(), StorageError> {
+        for (zxid, payload) in batch {
+            if self.seg.is_none() {
+                self.open_segment(*zxid)?;
+            }
+            encode_record_bytes(&mut self.buf, payload);
+            *last = Some(*zxid);
         }
         Ok(())
     }
@@ -630,6 +662,11 @@ impl FileLog {
         self.since_snapshot += batch.len() as u64;
         // A send fails only once the writer has stopped after reporting `Failed`.
         let _ = self.tx.send(Cmd::Append(batch));
+    }
+
+    pub(crate) fn append_encoded(&mut self, batch: Vec<(i64, Arc<[u8]>)>) {
+        self.since_snapshot += batch.len() as u64;
+        let _ = self.tx.send(Cmd::AppendEncoded(batch));
     }
 
     pub(crate) fn snapshot_running(&self) -> bool {
@@ -862,6 +899,46 @@ mod tests {
             (n, info.last_zxid, info.end),
             (50, Some(50), SegmentEnd::Clean)
         );
+    }
+
+    #[test]
+    fn encoded_payloads_are_logged_as_the_same_records() {
+        // A proposal's bytes (`TxnHeader | body`) make the very record `encode_record` makes.
+        let (hdr, t) = txn(9);
+        let mut a = Vec::new();
+        encode_record(&mut a, &hdr, &t);
+        let mut payload = Vec::new();
+        hdr.write(&mut payload);
+        t.write_body(&mut payload);
+        let mut b = Vec::new();
+        encode_record_bytes(&mut b, &payload);
+        assert_eq!(a, b);
+        // And they read back as the transactions, mixed with encoded ones in one segment.
+        let dir = tempfile::tempdir().unwrap();
+        let (events, mut rx) = mpsc::unbounded_channel();
+        let writer = Writer::new(&cfg(dir.path()), events, Arc::default());
+        let (tx, cmd_rx) = std_mpsc::channel();
+        tx.send(Cmd::Append(vec![shared(txn(1))])).unwrap();
+        let encoded = (2..=3)
+            .map(|z| {
+                let (h, t) = txn(z);
+                let mut p = Vec::new();
+                h.write(&mut p);
+                t.write_body(&mut p);
+                (z, Arc::from(p))
+            })
+            .collect();
+        tx.send(Cmd::AppendEncoded(encoded)).unwrap();
+        drop(tx);
+        writer.run(cmd_rx);
+        assert!(matches!(rx.try_recv(), Ok(LogEvent::Durable(3))));
+        let mut read = Vec::new();
+        read_segment(&dir.path().join(segment_file_name(1)), |r| {
+            read.push((r.hdr.clone(), r.txn.clone()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, (1..=3).map(txn).collect::<Vec<_>>());
     }
 
     #[test]

@@ -268,6 +268,19 @@ impl Log {
         }
     }
 
+    /// Appends already encoded `TxnHeader | body` payloads (zxid, bytes) in zxid order, as
+    /// [`Log::append`] does: a ZAB proposal's bytes go to the log as they are. The caller
+    /// has checked that each payload decodes and carries its zxid.
+    pub fn append_encoded(&mut self, batch: Vec<(i64, Arc<[u8]>)>) -> Option<i64> {
+        match self {
+            Log::Memory => batch.last().map(|(z, _)| *z),
+            Log::File(f) => {
+                f.append_encoded(batch);
+                None
+            }
+        }
+    }
+
     /// Whether enough transactions were logged since the last snapshot to take another
     /// (and no snapshot is being written).
     pub fn wants_snapshot(&self) -> bool {
