@@ -468,7 +468,7 @@ async fn random_session_kills_and_server_restarts_never_make_two_leaders() {
             let cluster = env.cluster().unwrap();
             let id = 1 + rng.below(3);
             eprintln!("round {round}: restarting server {id}");
-            restart(cluster, id).await;
+            cluster.restart(id).await.expect("restart");
             cluster
                 .wait_for_leader(common::WAIT)
                 .await
@@ -515,19 +515,3 @@ async fn any_changed(rxs: &mut [tokio::sync::watch::Receiver<LatchState>]) {
     .await
 }
 
-/// Restarts server `id`. Its port was picked from the ephemeral range, so while it is down
-/// an outgoing connection may borrow the same port number for a moment: try again a few
-/// times.
-async fn restart(cluster: &mut corral_server::testing::TestingCluster, id: u64) {
-    for _ in 0..10 {
-        match cluster.restart(id).await {
-            Ok(()) => return,
-            Err(e) => {
-                eprintln!("restart of server {id} failed ({e}); trying again");
-                // Back-off for an environmental conflict, not a wait for an event.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-    panic!("server {id} could not be restarted on its port");
-}

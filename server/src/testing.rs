@@ -68,7 +68,23 @@ impl TestingServer {
             ..ServerConfig::default()
         };
         tweak(&mut cfg);
-        let server = Server::start(cfg.clone()).await.map_err(io_err)?;
+        let pick = cfg.client_port == 0;
+        let mut attempt = 0;
+        let server = loop {
+            if pick {
+                cfg.client_port = free_port()?;
+            }
+            match Server::start(cfg.clone()).await {
+                Ok(server) => break server,
+                // Another process bound the port between the check and now.
+                Err(crate::server::ServerError::Bind { source, .. })
+                    if pick && source.kind() == std::io::ErrorKind::AddrInUse && attempt < 5 =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        };
         let addr = server.addr();
         cfg.client_port = addr.port();
         Ok(TestingServer {
@@ -156,7 +172,50 @@ struct Member {
     server: Option<Server>,
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A loopback port that is free now and that a restarted server can bind again later.
+///
+/// Ports the kernel hands out for `bind(0)` come from the ephemeral range, which is also
+/// where outgoing connections get their local ports: while a test server is stopped, a
+/// client reconnecting elsewhere may take its port number and keep it for as long as that
+/// connection lives. So the ports come from just below the ephemeral range (read from
+/// `/proc/sys/net/ipv4/ip_local_port_range`), handed out in turn from a point that depends
+/// on the process id, each checked by binding it. Where no such range can be had, the
+/// kernel picks.
+///
+/// ```
+/// let port = corral_server::testing::free_port()?;
+/// let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+/// # drop(listener);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+/// When no port can be bound at all.
+pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(16384).max(10000);
+    if ephemeral_low > 65535 || ephemeral_low < low + 1024 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        return Ok(l.local_addr()?.port());
+    }
+    let span = ephemeral_low - low;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span.min(4096) {
+        let port = (low + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }

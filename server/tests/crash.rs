@@ -174,11 +174,7 @@ struct ServerProc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    corral_server::testing::free_port().expect("a free loopback port")
 }
 
 fn start_server(dir: &Path, round: usize) -> ServerProc {

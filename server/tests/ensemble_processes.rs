@@ -6,7 +6,7 @@ mod common;
 
 use common::Raw;
 use corral_proto::{Acl, CreateRequest, PathRequest, PathWatchRequest, Request};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,11 +26,7 @@ impl Drop for Member {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    corral_server::testing::free_port().expect("a free loopback port")
 }
 
 fn spawn(cfg: &std::path::Path) -> Child {

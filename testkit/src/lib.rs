@@ -168,13 +168,13 @@ impl Drop for ZkProcess {
     }
 }
 
-/// A free loopback port (bound and released).
+/// A free loopback port outside the ephemeral range, so that a stopped server can have it
+/// back (see `corral_server::testing::free_port`).
 ///
 /// # Errors
 /// When no port can be bound.
 pub fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+    corral_server::testing::free_port().map_err(|e| e.to_string())
 }
 
 /// Sends a four-letter word; `None` if the server does not answer within 2 s.
