@@ -514,4 +514,3 @@ async fn any_changed(rxs: &mut [tokio::sync::watch::Receiver<LatchState>]) {
     })
     .await
 }
-
