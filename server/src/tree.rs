@@ -305,6 +305,8 @@ pub struct DataTree {
     containers: PSet<Arc<str>>,
     ttls: PSet<Arc<str>>,
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    /// The ACL interned last: most creates repeat it, and comparing is cheaper than hashing.
+    last_acl: Option<Arc<Vec<Acl>>>,
     last_zxid: i64,
     data_bytes: u64,
     /// Sum of every node's hash, kept current on each change (see [`DataTree::digest`]).
@@ -349,6 +351,7 @@ impl DataTree {
             containers: PSet::new(),
             ttls: PSet::new(),
             acl_cache: HashMap::new(),
+            last_acl: None,
             last_zxid: 0,
             data_bytes: 0,
             digest: 0,
@@ -469,16 +472,26 @@ impl DataTree {
     }
 
     fn intern_acl_ref(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
-        if let Some(a) = self.acl_cache.get(acl) {
-            return a.clone();
+        if let Some(a) = &self.last_acl {
+            if a.as_slice() == acl {
+                return a.clone();
+            }
         }
-        let a = Arc::new(acl.to_vec());
-        self.acl_cache.insert(acl.to_vec(), a.clone());
+        let a = match self.acl_cache.get(acl) {
+            Some(a) => a.clone(),
+            None => {
+                let a = Arc::new(acl.to_vec());
+                self.acl_cache.insert(acl.to_vec(), a.clone());
+                a
+            }
+        };
+        self.last_acl = Some(a.clone());
         a
     }
 
     /// Forgets interned ACLs that no node uses any more.
     pub fn purge_acl_cache(&mut self) {
+        self.last_acl = None;
         self.acl_cache.retain(|_, a| Arc::strong_count(a) > 1);
     }
 

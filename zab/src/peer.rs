@@ -336,6 +336,36 @@ impl Peer {
         std::mem::take(&mut self.actions)
     }
 
+    /// Moves the actions recorded so far into `buf` (which must be empty) and keeps `buf`'s
+    /// allocation for the next ones: a shell that drains after every event reuses two
+    /// buffers instead of growing a fresh one each time.
+    ///
+    /// ```
+    /// use corral_zab::peer::{Config, Durable, Peer};
+    /// let cfg = Config {
+    ///     id: 1,
+    ///     voters: [1, 2, 3].into(),
+    ///     observers: Default::default(),
+    ///     init_limit: 10,
+    ///     sync_limit: 5,
+    ///     finalize_wait: 0,
+    ///     resend: 2,
+    ///     log_window: 100,
+    /// };
+    /// let mut peer = Peer::new(cfg, Durable::default());
+    /// let mut buf = Vec::new();
+    /// peer.start();
+    /// peer.swap_actions(&mut buf);
+    /// assert!(!buf.is_empty(), "the first election sends votes");
+    /// buf.clear(); // after performing them
+    /// peer.swap_actions(&mut buf);
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn swap_actions(&mut self, buf: &mut Vec<Action>) {
+        debug_assert!(buf.is_empty(), "swap_actions into a non-empty buffer");
+        std::mem::swap(&mut self.actions, buf);
+    }
+
     /// This server's id.
     pub fn id(&self) -> ServerId {
         self.cfg.id

@@ -40,6 +40,8 @@ pub(super) enum SyncDest {
 #[derive(Debug)]
 pub struct Quorum {
     pub(super) peer: Peer,
+    /// The action buffer [`Node::drain_peer`] swaps with the core's.
+    pub(super) spare_actions: Vec<corral_zab::peer::Action>,
     pub(super) my_id: ServerId,
     pub(super) links: HashMap<ServerId, (u64, LinkTx)>,
     pub(super) role: Role,
@@ -63,6 +65,7 @@ impl Quorum {
     pub fn new(peer: Peer, epoch_dir: PathBuf) -> Quorum {
         Quorum {
             my_id: peer.id(),
+            spare_actions: Vec::new(),
             peer,
             links: HashMap::new(),
             role: Role::Looking,
@@ -142,16 +145,18 @@ impl Node {
 
     /// Performs every action the core recorded, in order, until it records no more.
     pub(super) fn drain_peer(&mut self) {
+        // The core records into one buffer while this drains the other.
+        let mut actions = std::mem::take(&mut self.q().spare_actions);
         loop {
-            let actions = self.q().peer.take_actions();
+            self.q().peer.swap_actions(&mut actions);
             if actions.is_empty() {
-                return;
+                break;
             }
             // Entries to persist go to the log as one batch (one hand-over to the writer
             // rather than one per proposal). Sends may pass them, as nothing a server sends
             // waits for its own log; any other action waits until they are handed over.
             let mut persist: Vec<Entry> = Vec::new();
-            for a in actions {
+            for a in actions.drain(..) {
                 match a {
                     Action::Persist(entries) => persist.extend(entries),
                     a @ Action::Send { .. } => self.perform(a),
@@ -167,6 +172,7 @@ impl Node {
                 self.persist_entries(persist);
             }
         }
+        self.q().spare_actions = actions;
     }
 
     fn send_peer(&mut self, to: ServerId, msg: Message) {
