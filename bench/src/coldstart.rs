@@ -3,8 +3,8 @@
 //!
 //! The caller (compare.sh) notes the wall-clock time just before it spawns the servers and
 //! passes it as `--since-ns`; this command then polls: a TCP connect to each host every
-//! millisecond, and on an accepted connection a session (short connection timeout) and
-//! one `create`. The first success is `first_write_ms`; the time the first TCP connect was
+//! millisecond, and on an accepted connection, unless `srvr` says the server does not serve
+//! yet, a session (short connection timeout) and one `create`. The first success is `first_write_ms`; the time the first TCP connect was
 //! accepted is `listening_ms`.
 //!
 //! ```text
@@ -41,6 +41,16 @@ fn now_ns() -> u128 {
 
 fn ms_since(since_ns: u128) -> f64 {
     now_ns().saturating_sub(since_ns) as f64 / 1e6
+}
+
+/// Whether `host` says (`srvr`) that it does not serve yet. A session attempt against such a
+/// server fails and the client backs off before its next try, which would add the client's
+/// back-off to the figure; asking first keeps the poll at one millisecond. A server that
+/// does not answer `srvr` (four-letter words disabled) is simply tried.
+async fn not_serving(host: &str) -> bool {
+    crate::fourlw::ask(host, "srvr", Duration::from_millis(100))
+        .await
+        .is_ok_and(|text| text.contains("not currently serving"))
 }
 
 /// One attempt against `host`: a session and one create (of a fresh node).
@@ -86,7 +96,7 @@ pub async fn run_coldstart(target: &Target, cfg: &ColdStartConfig) -> Result<Rec
         i += 1;
         if TcpStream::connect(host.as_str()).await.is_ok() {
             listening_ms.get_or_insert_with(|| ms_since(cfg.since_ns));
-            if try_write(host, &path).await {
+            if !not_serving(host).await && try_write(host, &path).await {
                 let first_write_ms = ms_since(cfg.since_ns);
                 let mut r = Record::new(cfg.name.clone(), "coldstart", target);
                 r.metrics.insert("first_write_ms".into(), first_write_ms);

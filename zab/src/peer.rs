@@ -191,6 +191,9 @@ struct Learner {
     phase: LearnerPhase,
     last_heard: u64,
     next_resend: u64,
+    /// Ticks until the next FOLLOWERINFO: one at first, doubling up to `resend`. The leader
+    /// may still be waiting out its own election when the first one arrives, and drops it.
+    resend_every: u64,
     /// NEWLEADER to acknowledge, and the log end it covers: acknowledged once that is durable.
     pending_newleader: Option<(i64, i64)>,
     /// NEWLEADER was acknowledged (the current epoch is durable): proposals may be acked.
@@ -609,7 +612,8 @@ impl Peer {
         }
     }
 
-    /// A quorum of this round's votes agrees with our vote: decide after `finalize_wait`.
+    /// A quorum of this round's votes agrees with our vote: decide after `finalize_wait`, or at
+    /// once when every voter holds it.
     fn check_election(&mut self) {
         let now = self.now;
         let wait = self.cfg.finalize_wait;
@@ -625,9 +629,18 @@ impl Peer {
             .filter(|(_, v)| **v == e.vote)
             .map(|(s, _)| *s)
             .collect();
+        // Every voter holding our vote ends the wait: votes only get better within a round,
+        // so each voter's own vote is no better than this one, and no better vote exists.
+        let everyone = self
+            .cfg
+            .voters
+            .iter()
+            .all(|v| e.recv.get(v) == Some(&e.vote));
         let quorum = self.quorum(agreeing);
         if let State::Looking(e) = &mut self.state {
-            if quorum && e.decide_at.is_none() {
+            if everyone {
+                e.decide_at = Some(now);
+            } else if quorum && e.decide_at.is_none() {
                 e.decide_at = Some(now + wait);
             }
         }
@@ -711,7 +724,8 @@ impl Peer {
             vote,
             phase: LearnerPhase::AwaitLeaderInfo,
             last_heard: self.now,
-            next_resend: self.now + self.cfg.resend,
+            next_resend: self.now + 1,
+            resend_every: 1,
             pending_newleader: None,
             newleader_acked: false,
             to_ack: VecDeque::new(),
@@ -739,6 +753,18 @@ impl Peer {
         };
         if from != l.leader {
             return;
+        }
+        match msg {
+            // Only a learner sends these, so the server we took for our leader does not lead
+            // (we followed it on a stale report). Hearing them must not count as hearing from
+            // a leader: two servers taking each other for the leader would keep each other
+            // waiting forever. Look again.
+            Message::FollowerInfo { .. } => return self.look(),
+            Message::AckEpoch { .. }
+            | Message::AckNewLeader { .. }
+            | Message::Ack { .. }
+            | Message::Acks { .. } => return,
+            _ => {}
         }
         l.last_heard = self.now;
         let phase = l.phase;
@@ -1508,7 +1534,8 @@ impl Peer {
                     return self.look();
                 }
                 if l.phase == LearnerPhase::AwaitLeaderInfo && now >= l.next_resend {
-                    l.next_resend = now + self.cfg.resend;
+                    l.resend_every = (l.resend_every * 2).min(self.cfg.resend).max(1);
+                    l.next_resend = now + l.resend_every;
                     self.send_follower_info();
                 }
             }

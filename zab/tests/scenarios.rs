@@ -267,6 +267,91 @@ fn election_from_equal_state_elects_the_highest_id() {
 }
 
 #[test]
+fn election_waits_for_better_votes_until_every_voter_agrees() {
+    let cfg = Config {
+        finalize_wait: 5,
+        ..config(3, &[1, 2, 3], &[])
+    };
+    let mut p3 = Peer::new(cfg, Durable::default());
+    p3.start();
+    p3.take_actions();
+    // A quorum (3 and 1) agrees, but 2 may still hold a better vote: wait.
+    p3.on_message(1, notification(3, 0, 0, 1, PeerState::Looking));
+    assert_eq!(p3.role(), Role::Looking);
+    // Every voter now holds the vote, so no better one exists: decide without the wait.
+    p3.on_message(2, notification(3, 0, 0, 1, PeerState::Looking));
+    assert_eq!(p3.role(), Role::Leading);
+
+    // With only a quorum, the wait runs out after `finalize_wait` ticks.
+    let cfg = Config {
+        finalize_wait: 5,
+        ..config(3, &[1, 2, 3], &[])
+    };
+    let mut p3 = Peer::new(cfg, Durable::default());
+    p3.start();
+    p3.on_message(1, notification(3, 0, 0, 1, PeerState::Looking));
+    for _ in 0..4 {
+        p3.tick();
+        assert_eq!(p3.role(), Role::Looking);
+    }
+    p3.tick();
+    assert_eq!(p3.role(), Role::Leading);
+}
+
+#[test]
+fn a_learner_repeats_its_follower_info_soon_then_less_often() {
+    // The leader may not have decided yet when the first FOLLOWERINFO arrives.
+    let cfg = Config {
+        resend: 8,
+        init_limit: 100,
+        ..config(1, &[1, 2, 3], &[])
+    };
+    let mut p1 = Peer::new(cfg, Durable::default());
+    p1.start();
+    p1.on_message(3, notification(3, 0, 0, 1, PeerState::Looking));
+    assert_eq!(p1.role(), Role::Following);
+    p1.take_actions();
+    let info = send(
+        3,
+        Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: 0,
+            observer: false,
+        },
+    );
+    let mut sent_at = Vec::new();
+    for t in 1..=40 {
+        p1.tick();
+        if p1.take_actions().contains(&info) {
+            sent_at.push(t);
+        }
+    }
+    // After one tick, then 2, 4 ticks apart, then every `resend` ticks.
+    assert_eq!(sent_at, [1, 3, 7, 15, 23, 31, 39]);
+}
+
+#[test]
+fn a_learner_whose_leader_introduces_itself_as_a_learner_looks_again() {
+    // 1 follows 2 on 2's vote; 2 in turn took 1 for the leader (on a stale report) and
+    // sends 1 its FOLLOWERINFO. Neither leads: waiting for each other must not pass for
+    // hearing from a leader.
+    let mut p1 = Peer::new(config(1, &[1, 2, 3], &[]), Durable::default());
+    p1.start();
+    p1.on_message(2, notification(2, 0, 0, 1, PeerState::Looking));
+    assert_eq!(p1.role(), Role::Following);
+    p1.take_actions();
+    p1.on_message(
+        2,
+        Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: 0,
+            observer: false,
+        },
+    );
+    assert_eq!(p1.role(), Role::Looking);
+}
+
+#[test]
 fn election_prefers_epoch_then_zxid_over_id() {
     let disk = BTreeMap::from([
         (1, durable(2, 2, vec![entry(2, 1)])),
