@@ -4,8 +4,8 @@
 //! The caller (compare.sh) notes the wall-clock time just before it spawns the servers and
 //! passes it as `--since-ns`; this command then polls: a TCP connect to each host every
 //! millisecond, and on an accepted connection, unless `srvr` says the server does not serve
-//! yet, a session (short connection timeout) and one `create`. The first success is `first_write_ms`; the time the first TCP connect was
-//! accepted is `listening_ms`.
+//! yet, a session (short connection timeout) and one `create`. The first success is
+//! `first_write_ms`; the time the first TCP connect was accepted is `listening_ms`.
 //!
 //! ```text
 //!   spawn ─► ... ─► TCP accepted (listening_ms) ─► session ─► create ok (first_write_ms)
