@@ -22,18 +22,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-/// What DiscoveryMember needs: curator-x-discovery, Curator, the ZooKeeper client,
-/// Jackson and their dependencies.
-const JARS: [&str; 12] = [
+/// What DiscoveryMember needs beyond [`common::CURATOR_JARS`]: curator-x-discovery and
+/// Jackson.
+const DISCOVERY_JARS: [&str; 4] = [
     "curator-x-discovery.jar",
-    "curator-recipes.jar",
-    "curator-framework.jar",
-    "curator-client.jar",
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "guava.jar",
-    "slf4j-api.jar",
-    "slf4j-nop.jar",
     "jackson-databind.jar",
     "jackson-core.jar",
     "jackson-annotations.jar",
@@ -43,7 +35,12 @@ const BASE: &str = "/interop-services";
 /// The classpath with DiscoveryMember compiled, or why not.
 fn compiled() -> &'static Result<String, String> {
     static COMPILED: OnceLock<Result<String, String>> = OnceLock::new();
-    COMPILED.get_or_init(|| common::compile_java("DiscoveryMember.java", &JARS))
+    COMPILED.get_or_init(|| {
+        common::compile_java(
+            "DiscoveryMember.java",
+            &[&DISCOVERY_JARS[..], &common::CURATOR_JARS[..]].concat(),
+        )
+    })
 }
 
 fn classpath_or_skip() -> Option<String> {
